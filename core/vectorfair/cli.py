@@ -1,0 +1,219 @@
+"""The `vectorfair` command (Typer): serve, list, load, search, drop.
+
+`load`, `search` and `drop` work on the data directly (in this process), so do
+not run them against an embedded Milvus Lite file that a running server holds:
+Lite allows one process per database. Use the HTTP API then, or a Milvus server.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .settings import ConfigError, load_settings
+
+app = typer.Typer(help="Vector-search demos on Milvus.", no_args_is_help=True, add_completion=False)
+console = Console()
+err = Console(stderr=True)
+ConfigOption = typer.Option(None, "--config", "-c", help="TOML config file (default: $VECTORFAIR_CONFIG or configs/vectorfair.toml)")
+
+
+def _platform(config: Optional[Path]):
+    from .runtime import Platform
+
+    try:
+        return Platform(load_settings(config))
+    except ConfigError as exc:
+        err.print(f"[red]config error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _demo(platform, name: str):
+    if name not in platform.demos:
+        err.print(f"[red]no demo {name!r}[/red]; enabled demos: {', '.join(platform.demos) or 'none'}")
+        raise typer.Exit(2)
+    from .store import StoreUnavailable
+
+    try:
+        return platform.require(name)
+    except StoreUnavailable as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(3) from None
+    except Exception as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(3) from None
+
+
+@app.command()
+def serve(
+    config: Optional[Path] = ConfigOption,
+    host: Optional[str] = typer.Option(None, help="bind address (config: [serve] host)"),
+    port: Optional[int] = typer.Option(None, help="port (config: [serve] port)"),
+    log_level: str = typer.Option("info"),
+):
+    """Run the web app and API."""
+    import uvicorn
+
+    from .api import create_app
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings(config)
+        web_app = create_app(settings)
+    except ConfigError as exc:
+        err.print(f"[red]config error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    uvicorn.run(web_app, host=host or settings.serve.host, port=port or settings.serve.port, log_level=log_level)
+
+
+@app.command()
+def plugins(config: Optional[Path] = ConfigOption, as_json: bool = typer.Option(False, "--json")):
+    """List plugins found, with their demos or why they are broken."""
+    from .plugins import discover
+
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        err.print(f"[red]config error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    found = discover(settings).plugins
+    if as_json:
+        print(json.dumps([{**p.__dict__, "ok": p.ok} for p in found], indent=2))
+        return
+    table = Table("plugin", "version", "demos", "status")
+    for p in found:
+        table.add_row(p.name, p.version or "", ", ".join(p.demos), "ok" if p.ok else f"[red]{p.error}[/red]")
+    console.print(table)
+
+
+@app.command()
+def demos(config: Optional[Path] = ConfigOption, as_json: bool = typer.Option(False, "--json")):
+    """List the enabled demos with their item counts."""
+    from .api import demo_info
+
+    platform = _platform(config)
+    try:
+        infos = [demo_info(platform, d) for d in platform.demos.values()]
+    finally:
+        platform.close()
+    if as_json:
+        print(json.dumps([i.model_dump() for i in infos], indent=2))
+        return
+    table = Table("demo", "title", "inputs", "items", "status")
+    for i in infos:
+        table.add_row(i.name, i.title, ", ".join(i.inputs), "" if i.count is None else str(i.count), i.status)
+    console.print(table)
+
+
+@app.command()
+def load(
+    demo: str,
+    path: Optional[Path] = typer.Argument(None, help="a file, a directory or a zip/tar archive"),
+    sample: bool = typer.Option(False, "--sample", help="load the demo's sample data"),
+    config: Optional[Path] = ConfigOption,
+):
+    """Load items into a demo, with a progress bar; bad items are listed, not fatal."""
+    from .ingest import ArchiveError, files_from_path
+
+    if (path is None) == (not sample):
+        err.print("give either a PATH or --sample")
+        raise typer.Exit(2)
+    if path is not None and not path.exists():
+        err.print(f"[red]{path} does not exist[/red]")
+        raise typer.Exit(2)
+    platform = _platform(config)
+    try:
+        target = _demo(platform, demo)
+        sources = list(target.sample_items()) if sample else list(files_from_path(path, platform.settings.limits))
+        failures = []
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err) as progress:
+            task = progress.add_task(f"loading {demo}", total=len(sources))
+
+            def on_outcome(outcome):
+                progress.advance(task)
+                if outcome.error:
+                    failures.append(outcome)
+
+            outcomes = platform.ingestor(demo).run(sources, on_outcome=on_outcome)
+    except ArchiveError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    finally:
+        platform.close()
+    new = sum(1 for o in outcomes if not o.error and not o.duplicate)
+    dup = sum(1 for o in outcomes if o.duplicate and not o.error)
+    for f in failures[:50]:
+        err.print(f"[yellow]{f.name}[/yellow]: {f.error}")
+    console.print(f"{new} stored, {dup} already stored, {len(failures)} failed")
+    if outcomes and len(failures) == len(outcomes):
+        raise typer.Exit(1)
+
+
+@app.command()
+def search(
+    demo: str,
+    query: str = typer.Argument(..., help="text or SMILES, or the path of a media file"),
+    top_k: int = typer.Option(5, "--top-k", "-k", min=1, max=100),
+    config: Optional[Path] = ConfigOption,
+    as_json: bool = typer.Option(False, "--json"),
+):
+    """Search a demo and print the best hits."""
+    from .demo import QueryError, Upload
+
+    platform = _platform(config)
+    try:
+        target = _demo(platform, demo)
+        try:
+            if target.file_inputs() and Path(query).is_file():
+                payload = target.parse_query_file(Upload(Path(query).name, Path(query).read_bytes()))
+            else:
+                payload = target.parse_query_text(query)
+        except QueryError as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+        hits = [h.__dict__ for h in platform.search(demo, payload, top_k)]
+    finally:
+        platform.close()
+    if as_json:
+        print(json.dumps(hits, indent=2, default=str))
+        return
+    table = Table("score", "title", "id")
+    for h in hits:
+        table.add_row(f"{h['score']:.3f}", h["title"], h["id"])
+    console.print(table)
+
+
+@app.command()
+def drop(demo: str, yes: bool = typer.Option(False, "--yes", "-y", help="do not ask"), config: Optional[Path] = ConfigOption):
+    """Delete every item of a demo (its collection is created again, empty)."""
+    platform = _platform(config)
+    try:
+        if demo not in platform.demos:
+            _demo(platform, demo)
+        if not yes and not typer.confirm(f"delete every item of {demo}?"):
+            raise typer.Exit(1)
+        if not platform.store.connect():
+            err.print(f"[red]{platform.store._unavailable_message()}[/red]")
+            raise typer.Exit(3)
+        platform.store.drop(platform.demos[demo])
+        platform.store.ensure_collection(platform.demos[demo])
+    finally:
+        platform.close()
+    console.print(f"dropped {demo}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""The contract between the core and a demo plugin.
+
+A plugin returns `Demo` subclasses from its `register_demos` hook. The core
+instantiates each enabled one with its validated options and gives it the same
+routes, jobs, storage and CLI. Everything the core needs to know about a demo is
+declared here as data (class attributes) or as a small method.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+FieldKind = Literal["str", "int", "float", "bool", "json", "str_list"]
+
+# Fields every collection has; a demo's own fields may not reuse these names.
+RESERVED_FIELDS = frozenset({"id", "vector", "title", "item", "media", "thumb", "tenant", "created"})
+TEXT_INPUTS = frozenset({"text", "smiles"})
+
+
+class ItemError(ValueError):
+    """One uploaded item (file, record, archive member) cannot be used.
+
+    The message is shown to the person who uploaded it, so say what to do.
+    The rest of the upload or job carries on.
+    """
+
+
+class QueryError(ValueError):
+    """A search input cannot be used; answered as 422 with this message."""
+
+
+class DemoOptions(BaseModel):
+    """Options every demo has; a demo extends this model with its own.
+
+    Unknown keys are refused so a typo in the config stops start-up instead of
+    being silently ignored.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    load_sample_on_start: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """A scalar field stored next to each vector and returned in `hit.fields`."""
+
+    name: str
+    kind: FieldKind = "str"
+    max_length: int = 1024
+    max_items: int = 16
+    filterable: bool = False
+    description: str = ""
+
+
+@dataclasses.dataclass
+class Upload:
+    """A file as it arrived: an uploaded part, an archive member or a sample file."""
+
+    name: str
+    data: bytes
+    content_type: str | None = None
+
+    @property
+    def suffix(self) -> str:
+        dot = self.name.rfind(".")
+        return self.name[dot:].lower() if dot > 0 else ""
+
+
+@dataclasses.dataclass
+class Media:
+    data: bytes
+    content_type: str
+
+
+@dataclasses.dataclass
+class Entry:
+    """One row to store: what to encode plus what to keep and show."""
+
+    payload: Any
+    title: str
+    fields: dict[str, Any] = dataclasses.field(default_factory=dict)
+    media: Media | None = None
+    thumbnail: Media | None = None
+
+
+@dataclasses.dataclass
+class Hit:
+    id: str
+    score: float
+    title: str
+    fields: dict[str, Any]
+    media_url: str | None = None
+    thumbnail_url: str | None = None
+
+
+class Demo:
+    """Base class of a demo. Subclass it, set the class attributes, implement
+    `dim`, `encode` and at least one of the `parse_*` methods."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    description: ClassVar[str] = ""
+    # Query kinds the search route takes: text-like ones ("text", "smiles") as
+    # JSON, media ones ("image", "video", "audio", ...) as a multipart file.
+    inputs: ClassVar[tuple[str, ...]] = ("text",)
+    # File suffixes `parse_upload` understands (lower case, with the dot).
+    accepts: ClassVar[tuple[str, ...]] = ()
+    accepts_records: ClassVar[bool] = False
+    fields: ClassVar[tuple[Field, ...]] = ()
+    metric: ClassVar[Literal["COSINE", "IP", "L2"]] = "COSINE"
+    # Ordered preferences; the store takes the first the backend handles well.
+    index_preferences: ClassVar[tuple[str, ...]] = ("HNSW", "FLAT")
+    Options: ClassVar[type[DemoOptions]] = DemoOptions
+    # A pydantic model of the filters a search takes, or None for no filters.
+    Filter: ClassVar[type[BaseModel] | None] = None
+    sample_query: ClassVar[str | None] = None
+
+    def __init__(self, options: DemoOptions | None = None):
+        self.options = options if options is not None else self.Options()
+
+    # -- encoder -------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        raise NotImplementedError
+
+    def encode(self, payloads: list[Any]) -> np.ndarray:
+        """Vectors for a batch of payloads, shape (len(payloads), dim)."""
+        raise NotImplementedError
+
+    def warm_up(self) -> None:
+        """Load the model now rather than on the first request."""
+
+    # -- ingest --------------------------------------------------------------
+    def parse_upload(self, upload: Upload) -> Iterable[Entry]:
+        raise ItemError(
+            f"{self.title} does not take files"
+            + (f"; send JSON records instead" if self.accepts_records else "")
+        )
+
+    def parse_record(self, record: dict[str, Any]) -> Iterable[Entry]:
+        raise ItemError(f"{self.title} does not take JSON records; upload files ({', '.join(self.accepts)})")
+
+    def sample_items(self) -> Iterator[Upload | dict[str, Any]]:
+        """The demo's sample data set; must work offline."""
+        return iter(())
+
+    # -- search --------------------------------------------------------------
+    def parse_query_text(self, text: str) -> Any:
+        raise QueryError(f"{self.title} searches by {', '.join(self.inputs)}, not by text")
+
+    def parse_query_file(self, upload: Upload) -> Any:
+        raise QueryError(f"{self.title} searches by {', '.join(self.inputs)}, not by file")
+
+    def filter_expression(self, filter: BaseModel) -> str:
+        """A Milvus boolean expression for the validated `Filter`, or "".
+
+        Use `vectorfair.expr.quote` for strings taken from the request.
+        """
+        return ""
+
+    def candidates(self, top_k: int) -> int:
+        """How many nearest rows to fetch before `rerank` (over-fetch to re-rank)."""
+        return top_k
+
+    def rerank(self, payload: Any, hits: list[Hit], top_k: int) -> list[Hit]:
+        return hits[:top_k]
+
+    # -- helpers -------------------------------------------------------------
+    @classmethod
+    def text_inputs(cls) -> bool:
+        return any(kind in TEXT_INPUTS for kind in cls.inputs)
+
+    @classmethod
+    def file_inputs(cls) -> bool:
+        return any(kind not in TEXT_INPUTS for kind in cls.inputs)
+
+    @classmethod
+    def contract_problems(cls) -> list[str]:
+        """What is wrong with this class as a demo (empty when it is fine)."""
+        problems = []
+        for attr in ("name", "title"):
+            if not isinstance(getattr(cls, attr, None), str) or not getattr(cls, attr):
+                problems.append(f"missing class attribute {attr!r}")
+        name = getattr(cls, "name", "")
+        if isinstance(name, str) and name and not (name.replace("_", "").isalnum() and name.islower()):
+            problems.append(f"name {name!r} must be lower-case letters, digits and '_'")
+        if not cls.inputs:
+            problems.append("inputs is empty: name at least one query kind")
+        if not issubclass(cls.Options, DemoOptions):
+            problems.append("Options must subclass vectorfair.DemoOptions")
+        for field in cls.fields:
+            if field.name in RESERVED_FIELDS:
+                problems.append(f"field {field.name!r} is reserved by the core")
+        if cls.metric not in ("COSINE", "IP", "L2"):
+            problems.append(f"metric {cls.metric!r} is not one of COSINE, IP, L2")
+        return problems

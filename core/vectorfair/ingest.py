@@ -1,0 +1,336 @@
+"""Turning uploads, archives and records into stored rows.
+
+One bad item never stops the others: its error is reported under its name and
+the rest of the batch goes on. Items are keyed by the SHA-256 of their content,
+so loading the same content twice stores it once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import tarfile
+import time
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .demo import Demo, Entry, ItemError, Upload
+from .expr import in_list
+from .media import MediaStore
+from .settings import LimitSettings
+from .store import PUBLIC_TENANT, Store, StoreUnavailable
+
+log = logging.getLogger("vectorfair.ingest")
+Source = Upload | dict[str, Any]
+# Names that archive tools add beside the real content.
+_JUNK = ("__MACOSX/", ".DS_Store", "Thumbs.db", "desktop.ini")
+
+
+class ArchiveError(ValueError):
+    """The archive as a whole cannot be used (not an archive, over a limit)."""
+
+
+@dataclasses.dataclass
+class Outcome:
+    name: str
+    ids: list[str] = dataclasses.field(default_factory=list)
+    error: str | None = None
+    duplicate: bool = False
+
+
+def source_name(source: Source, index: int) -> str:
+    return source.name if isinstance(source, Upload) else f"records[{index}]"
+
+
+def item_key(source: Source, tenant: str) -> str:
+    digest = hashlib.sha256(tenant.encode() + b"\0")
+    if isinstance(source, RejectedUpload):
+        digest.update(f"rejected\0{source.name}".encode())
+    elif isinstance(source, Upload):
+        digest.update(source.data)
+    else:
+        digest.update(json.dumps(source, sort_keys=True, ensure_ascii=False, default=str).encode())
+    return digest.hexdigest()[:32]
+
+
+def row_ids(item: str, count: int) -> list[str]:
+    return [item] if count == 1 else [f"{item}-{i}" for i in range(count)]
+
+
+class Ingestor:
+    def __init__(self, demo: Demo, store: Store, media: MediaStore, batch_size: int = 32, tenant: str = PUBLIC_TENANT):
+        self.demo = demo
+        self.store = store
+        self.media = media
+        self.batch_size = max(1, batch_size)
+        self.tenant = tenant
+
+    def run(
+        self,
+        sources: Iterable[Source],
+        on_outcome: Callable[[Outcome], None] = lambda outcome: None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        chunk: list[tuple[str, Source]] = []
+        seen: dict[str, Outcome] = {}
+
+        def flush():
+            for outcome in self._ingest_chunk(chunk, seen):
+                outcomes.append(outcome)
+                on_outcome(outcome)
+            chunk.clear()
+
+        for index, source in enumerate(sources):
+            if should_stop():
+                break
+            chunk.append((source_name(source, index), source))
+            if len(chunk) >= self.batch_size:
+                flush()
+        if chunk and not should_stop():
+            flush()
+        return outcomes
+
+    def _ingest_chunk(self, chunk: list[tuple[str, Source]], seen: dict[str, Outcome]) -> list[Outcome]:
+        keys = [item_key(source, self.tenant) for _, source in chunk]
+        stored = self._stored_ids([k for k in keys if k not in seen])
+        outcomes: list[Outcome] = []
+        fresh: list[tuple[Outcome, str, list[Entry]]] = []
+        for (name, source), key in zip(chunk, keys):
+            if key in seen or key in stored:
+                earlier = seen.get(key)
+                outcomes.append(Outcome(name, list(earlier.ids if earlier else stored[key]), earlier.error if earlier else None, True))
+                continue
+            outcome = Outcome(name)
+            seen[key] = outcome
+            outcomes.append(outcome)
+            try:
+                entries = list(self._parse(source))
+                if not entries:
+                    raise ItemError("nothing usable in this item")
+            except ItemError as exc:
+                outcome.error = str(exc)
+                continue
+            except Exception as exc:  # a decoder failing on hostile input
+                log.info("item %s could not be read", name, exc_info=True)
+                outcome.error = f"could not be read ({type(exc).__name__}: {exc})"
+                continue
+            fresh.append((outcome, key, entries))
+        self._encode_and_insert(fresh)
+        return outcomes
+
+    def _parse(self, source: Source) -> Iterable[Entry]:
+        if isinstance(source, RejectedUpload):
+            raise ItemError(source.error)
+        if isinstance(source, Upload):
+            if not source.data:
+                raise ItemError("the file is empty")
+            if self.demo.accepts and source.suffix not in self.demo.accepts:
+                raise ItemError(
+                    f"{source.suffix or 'files without a suffix'} not accepted; {self.demo.title} takes "
+                    + ", ".join(self.demo.accepts)
+                )
+            return self.demo.parse_upload(source)
+        if not isinstance(source, dict):
+            raise ItemError("a record must be a JSON object")
+        return self.demo.parse_record(source)
+
+    def _stored_ids(self, keys: list[str]) -> dict[str, list[str]]:
+        if not keys:
+            return {}
+        rows = self.store.query(self.demo, in_list("item", keys), ["id", "item"])
+        found: dict[str, list[str]] = {}
+        for row in rows:
+            found.setdefault(row["item"], []).append(row["id"])
+        return {k: sorted(v, key=_row_order) for k, v in found.items()}
+
+    def _encode_and_insert(self, fresh: list[tuple[Outcome, str, list[Entry]]]) -> None:
+        if not fresh:
+            return
+        payloads = [entry.payload for _, _, entries in fresh for entry in entries]
+        try:
+            vectors = self._encode(payloads)
+        except StoreUnavailable:
+            raise
+        except Exception:
+            # Find the item that breaks the encoder; the others still go in.
+            if len(fresh) > 1:
+                for one in fresh:
+                    self._encode_and_insert([one])
+                return
+            outcome = fresh[0][0]
+            log.info("encoder failed on %s", outcome.name, exc_info=True)
+            outcome.error = "the encoder could not process this item"
+            return
+        rows: list[dict[str, Any]] = []
+        now = int(time.time())
+        position = 0
+        for outcome, key, entries in fresh:
+            ids = row_ids(key, len(entries))
+            for row_id, entry in zip(ids, entries):
+                rows.append({
+                    **entry.fields,
+                    "id": row_id,
+                    "vector": vectors[position],
+                    "title": entry.title,
+                    "item": key,
+                    "media": self.media.put(entry.media.data, entry.media.content_type) if entry.media else "",
+                    "thumb": self.media.put(entry.thumbnail.data, entry.thumbnail.content_type) if entry.thumbnail else "",
+                    "tenant": self.tenant,
+                    "created": now,
+                })
+                position += 1
+            outcome.ids = ids
+        try:
+            self.store.insert(self.demo, rows)
+        except StoreUnavailable:
+            for outcome, _, _ in fresh:
+                outcome.ids = []
+            raise
+        except Exception as exc:
+            if len(fresh) > 1:
+                # Insert item by item to find the one Milvus refuses.
+                by_item = {key: [r for r in rows if r["item"] == key] for _, key, _ in fresh}
+                for outcome, key, _ in fresh:
+                    try:
+                        self.store.insert(self.demo, by_item[key])
+                    except StoreUnavailable:
+                        raise
+                    except Exception as item_exc:
+                        outcome.ids, outcome.error = [], f"could not be stored: {item_exc}"
+                return
+            fresh[0][0].ids, fresh[0][0].error = [], f"could not be stored: {exc}"
+
+    def _encode(self, payloads: list[Any]):
+        import numpy as np
+
+        vectors = np.asarray(self.demo.encode(payloads), dtype=np.float32)
+        if vectors.shape != (len(payloads), self.demo.dim):
+            raise ValueError(f"encoder returned shape {vectors.shape}, expected ({len(payloads)}, {self.demo.dim})")
+        if not np.isfinite(vectors).all():
+            raise ValueError("encoder returned NaN or infinite values")
+        return vectors
+
+
+def _row_order(row_id: str) -> tuple[int, str]:
+    tail = row_id.rpartition("-")[2]
+    return (int(tail), row_id) if "-" in row_id and tail.isdigit() else (-1, row_id)
+
+
+# -- archives -------------------------------------------------------------------
+def archive_kind(head: bytes) -> str | None:
+    if head[:4] == b"PK\x03\x04" or head[:4] == b"PK\x05\x06":
+        return "zip"
+    if head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00":
+        return "tar"  # a compressed tar; tarfile finds out which compression
+    if len(head) > 262 and head[257:262] == b"ustar":
+        return "tar"
+    return None
+
+
+def _usable_member(name: str) -> bool:
+    base = PurePosixPath(name).name
+    return bool(base) and not base.startswith(".") and not any(junk in name for junk in _JUNK)
+
+
+def _display_name(name: str) -> str:
+    # Names are only shown, never used as paths; drop what could mislead.
+    parts = [p for p in PurePosixPath(name.replace("\\", "/")).parts if p not in ("/", "..", ".")]
+    return "/".join(parts) or "unnamed"
+
+
+def list_archive(path: Path, limits: LimitSettings) -> list[str]:
+    """Member names of a zip or tar file, checked against the limits."""
+    with open(path, "rb") as fh:
+        kind = archive_kind(fh.read(512))
+    if kind is None:
+        raise ArchiveError("not a zip or tar archive; send a .zip, .tar, .tar.gz, .tar.bz2 or .tar.xz file")
+    members: list[tuple[str, int]] = []
+    try:
+        if kind == "zip":
+            with zipfile.ZipFile(path) as zf:
+                members = [(i.filename, i.file_size) for i in zf.infolist() if not i.is_dir()]
+        else:
+            with tarfile.open(path) as tf:
+                for info in tf:
+                    if info.isfile():
+                        members.append((info.name, info.size))
+                    if len(members) > limits.max_archive_members:
+                        break
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
+        raise ArchiveError(f"the archive is damaged: {exc}") from None
+    members = [(name, size) for name, size in members if _usable_member(name)]
+    if len(members) > limits.max_archive_members:
+        raise ArchiveError(f"the archive has more than {limits.max_archive_members} files; split it")
+    total = sum(size for _, size in members)
+    if total > limits.max_archive_bytes:
+        raise ArchiveError(
+            f"the archive unpacks to {total} bytes, over the limit of {limits.max_archive_bytes}; split it"
+        )
+    if not members:
+        raise ArchiveError("the archive holds no files")
+    return [name for name, _ in members]
+
+
+def iter_archive(path: Path, limits: LimitSettings) -> Iterator[Upload]:
+    """Members as uploads; a member over the size limit becomes an empty upload
+    named so the error says why (the ingest reports it, the rest goes on)."""
+    with open(path, "rb") as fh:
+        kind = archive_kind(fh.read(512))
+    if kind == "zip":
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if info.is_dir() or not _usable_member(info.filename):
+                    continue
+                yield _member(info.filename, info.file_size, lambda: zf.open(info), limits)
+    elif kind == "tar":
+        with tarfile.open(path) as tf:
+            for info in tf:
+                if not info.isfile() or not _usable_member(info.name):
+                    continue
+                yield _member(info.name, info.size, lambda: tf.extractfile(info), limits)
+    else:
+        raise ArchiveError("not a zip or tar archive")
+
+
+@dataclasses.dataclass
+class RejectedUpload(Upload):
+    """An archive member that cannot be used; kept so its error is reported."""
+
+    error: str = ""
+
+
+def _member(name: str, declared: int, opener, limits: LimitSettings) -> Upload:
+    display = _display_name(name)
+    too_big = f"over the limit of {limits.max_member_bytes} bytes for one file"
+    if declared > limits.max_member_bytes:
+        return RejectedUpload(display, b"", error=too_big)
+    try:
+        with opener() as fh:
+            # Read one byte past the limit: the declared size of a crafted
+            # archive may lie.
+            data = fh.read(limits.max_member_bytes + 1)
+    except Exception as exc:
+        return RejectedUpload(display, b"", error=f"could not be extracted: {exc}")
+    if len(data) > limits.max_member_bytes:
+        return RejectedUpload(display, b"", error=too_big)
+    return Upload(display, data)
+
+
+def files_from_path(path: Path, limits: LimitSettings) -> Iterator[Upload]:
+    """A file, an archive or a directory on the local disk (CLI loads)."""
+    if path.is_dir():
+        for file in sorted(p for p in path.rglob("*") if p.is_file() and _usable_member(p.name)):
+            yield Upload(str(file.relative_to(path)), file.read_bytes())
+        return
+    with open(path, "rb") as fh:
+        kind = archive_kind(fh.read(512))
+    if kind is not None:
+        list_archive(path, limits)
+        yield from iter_archive(path, limits)
+    else:
+        yield Upload(path.name, path.read_bytes())

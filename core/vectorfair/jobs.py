@@ -1,0 +1,217 @@
+"""Bulk loads in the background, with progress that survives a restart.
+
+Job records live in SQLite next to the data. A job that a restart cut off is
+queued again when its source is still there (already stored items are skipped
+by their content hash, so resuming never stores an item twice), and marked
+failed otherwise, never left "running" forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from .ingest import Ingestor, Outcome, Source
+from .store import StoreUnavailable
+
+log = logging.getLogger("vectorfair.jobs")
+TERMINAL = ("succeeded", "failed", "cancelled")
+MAX_ERRORS_KEPT = 1000
+
+
+@dataclasses.dataclass
+class Job:
+    id: str
+    demo: str
+    source: str  # "sample" or "archive:<file name in the uploads directory>"
+    label: str = ""
+    state: str = "queued"
+    total: int | None = None
+    done: int = 0
+    failed: int = 0
+    duplicates: int = 0
+    errors: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    message: str = ""
+    created: float = dataclasses.field(default_factory=time.time)
+    updated: float = dataclasses.field(default_factory=time.time)
+    resumed: int = 0
+    version: int = 0
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "job_id": self.id, "demo": self.demo, "label": self.label, "state": self.state,
+            "total": self.total, "done": self.done, "failed": self.failed, "duplicates": self.duplicates,
+            "errors": self.errors, "message": self.message, "created": self.created,
+            "updated": self.updated, "resumed": self.resumed,
+        }
+
+
+class JobStore:
+    """SQLite persistence of job records (one row per job, JSON body)."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, created REAL, body TEXT)")
+        self._lock = threading.Lock()
+
+    def save(self, job: Job) -> None:
+        body = json.dumps({k: v for k, v in dataclasses.asdict(job).items() if k != "version"})
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?)", (job.id, job.created, body))
+
+    def all(self) -> list[Job]:
+        with self._lock:
+            rows = self._db.execute("SELECT body FROM jobs ORDER BY created").fetchall()
+        return [Job(**json.loads(body)) for (body,) in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+# Returns how many items the source holds (None when unknown) and the items.
+SourceOpener = Callable[[Job], tuple[int | None, Iterable[Source]]]
+
+
+class JobRunner:
+    """Runs queued jobs one at a time (2 cores: parallel jobs only fight)."""
+
+    def __init__(self, store: JobStore, ingestor_for: Callable[[str], Ingestor], open_source: SourceOpener,
+                 uploads_dir: Path):
+        self.store = store
+        self.ingestor_for = ingestor_for
+        self.open_source = open_source
+        self.uploads_dir = uploads_dir
+        self.jobs: dict[str, Job] = {job.id: job for job in store.all()}
+        self._queue: asyncio.Queue[str] | None = None
+        self._worker: asyncio.Task | None = None
+        self._cancel: set[str] = set()
+
+    # -- lifecycle -------------------------------------------------------------
+    def start(self) -> None:
+        self._queue = asyncio.Queue()
+        for job in sorted(self.jobs.values(), key=lambda j: j.created):
+            if job.state not in TERMINAL:
+                self._recover(job)
+        self._worker = asyncio.create_task(self._work(), name="vectorfair-jobs")
+
+    async def stop(self) -> None:
+        if self._worker is not None:
+            for job in self.jobs.values():
+                if job.state == "running":
+                    self._cancel.add(job.id)
+            self._worker.cancel()
+            try:
+                await self._worker
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    def _recover(self, job: Job) -> None:
+        if self._source_exists(job):
+            job.state, job.resumed = "queued", job.resumed + 1
+            job.message = "resumed after a restart; items stored before it are skipped"
+            self._touch(job)
+            self._queue.put_nowait(job.id)
+        else:
+            job.state = "failed"
+            job.message = "interrupted by a restart and its upload is gone; submit it again"
+            self._touch(job)
+
+    def _source_exists(self, job: Job) -> bool:
+        if job.source == "sample":
+            return True
+        return (self.uploads_dir / job.source.removeprefix("archive:")).is_file()
+
+    # -- API ---------------------------------------------------------------------
+    def submit(self, demo: str, source: str, label: str = "") -> Job:
+        job = Job(id=uuid.uuid4().hex, demo=demo, source=source, label=label)
+        self.jobs[job.id] = job
+        self._touch(job)
+        assert self._queue is not None, "JobRunner.start() was not called"
+        self._queue.put_nowait(job.id)
+        return job
+
+    def cancel(self, job_id: str) -> Job | None:
+        job = self.jobs.get(job_id)
+        if job is None or job.state in TERMINAL:
+            return job
+        self._cancel.add(job_id)
+        if job.state == "queued":
+            job.state, job.message = "cancelled", "cancelled before it started"
+            self._touch(job)
+        return job
+
+    def active(self, demo: str) -> list[Job]:
+        return [j for j in self.jobs.values() if j.demo == demo and j.state not in TERMINAL]
+
+    # -- work --------------------------------------------------------------------
+    def _touch(self, job: Job) -> None:
+        job.updated = time.time()
+        job.version += 1
+        self.store.save(job)
+
+    async def _work(self) -> None:
+        assert self._queue is not None
+        while True:
+            job_id = await self._queue.get()
+            job = self.jobs.get(job_id)
+            if job is None or job.state in TERMINAL:
+                continue
+            await self._run(job)
+
+    async def _run(self, job: Job) -> None:
+        job.state, job.done, job.failed, job.duplicates, job.errors = "running", 0, 0, 0, []
+        self._touch(job)
+        try:
+            await anyio.to_thread.run_sync(self._run_blocking, job, abandon_on_cancel=True)
+        except StoreUnavailable as exc:
+            job.state, job.message = "failed", f"{exc}; submit the job again, stored items are skipped"
+        except Exception as exc:
+            log.exception("job %s failed", job.id)
+            job.state, job.message = "failed", f"{type(exc).__name__}: {exc}"
+        else:
+            if job.id in self._cancel:
+                job.state, job.message = "cancelled", "cancelled; items stored before that are kept"
+            else:
+                job.state = "succeeded"
+                job.message = f"stored {job.done - job.duplicates} new item(s), {job.duplicates} already stored, {job.failed} failed"
+        self._cancel.discard(job.id)
+        self._touch(job)
+        if job.state == "succeeded" and job.source.startswith("archive:"):
+            (self.uploads_dir / job.source.removeprefix("archive:")).unlink(missing_ok=True)
+
+    def _run_blocking(self, job: Job) -> None:
+        job.total, sources = self.open_source(job)
+        self._touch(job)
+        last_save = [0.0]
+
+        def on_outcome(outcome: Outcome) -> None:
+            if outcome.error:
+                job.failed += 1
+                if len(job.errors) < MAX_ERRORS_KEPT:
+                    job.errors.append({"name": outcome.name, "error": outcome.error})
+            else:
+                job.done += 1
+                job.duplicates += outcome.duplicate
+            job.version += 1
+            now = time.monotonic()
+            if now - last_save[0] > 0.5:
+                last_save[0] = now
+                self._touch(job)
+
+        self.ingestor_for(job.demo).run(
+            sources, on_outcome=on_outcome, should_stop=lambda: job.id in self._cancel
+        )

@@ -1,0 +1,158 @@
+"""The platform: settings, plugins, demos, store, media and jobs wired together.
+
+The web app and the CLI both build one `Platform`; neither knows any plugin.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+
+from .demo import Demo, Hit
+from .expr import all_of
+from .ingest import Ingestor, Source, iter_archive, list_archive
+from .jobs import Job, JobRunner, JobStore
+from .media import open_media_store
+from .plugins import Discovery, configure_demos, discover
+from .settings import Settings, load_settings
+from .store import SchemaMismatch, Store, StoreUnavailable
+
+log = logging.getLogger("vectorfair")
+
+
+class DemoNotReady(Exception):
+    """The demo's collection does not fit it (schema mismatch); answered as 409."""
+
+
+class Platform:
+    def __init__(self, settings: Settings | None = None, extra_plugins: Iterable[Any] = ()):
+        self.settings = settings or load_settings()
+        self.discovery: Discovery = discover(self.settings, list(extra_plugins))
+        self.demos: dict[str, Demo] = configure_demos(self.settings, self.discovery)
+        self.store = Store(self.settings.milvus)
+        self.media = open_media_store(self.settings.media.backend, self.settings.media.path)
+        self.data_dir = Path(self.settings.data_dir)
+        self.uploads_dir = self.data_dir / "uploads"
+        self.uploads_dir.mkdir(parents=True, exist_ok=True)
+        self.demo_errors: dict[str, str] = {}
+        self._ready_lock = threading.Lock()
+        self._last_attempt = 0.0
+        self.jobs = JobRunner(
+            JobStore(self.data_dir / "jobs.sqlite3"), self.ingestor, self.open_job_source, self.uploads_dir,
+        )
+
+    @property
+    def hook(self):
+        return self.discovery.manager.hook
+
+    def ingestor(self, demo_name: str, tenant: str | None = None) -> Ingestor:
+        kwargs = {"tenant": tenant} if tenant else {}
+        return Ingestor(self.demos[demo_name], self.store, self.media, self.settings.jobs.batch_size, **kwargs)
+
+    # -- readiness ---------------------------------------------------------------
+    def prepare(self, force: bool = False) -> bool:
+        """Connect and make sure every demo's collection exists and fits.
+
+        Cheap when already done; throttled when Milvus is down so requests do
+        not pile reconnect attempts on it.
+        """
+        if self.store.connected and all(n in self.store.collections or n in self.demo_errors for n in self.demos):
+            return True
+        with self._ready_lock:
+            now = time.monotonic()
+            if not force and now - self._last_attempt < min(1.0, self.settings.milvus.reconnect_interval):
+                return self.store.connected
+            self._last_attempt = now
+            if not self.store.connect():
+                return False
+            for name, demo in self.demos.items():
+                if name in self.store.collections or name in self.demo_errors:
+                    continue
+                try:
+                    self.store.ensure_collection(demo)
+                except SchemaMismatch as exc:
+                    self.demo_errors[name] = str(exc)
+                    log.error("%s", exc)
+                except StoreUnavailable:
+                    return False
+            return True
+
+    def require(self, demo_name: str) -> Demo:
+        """The demo, ready for use; raises StoreUnavailable or DemoNotReady."""
+        demo = self.demos[demo_name]
+        if not self.prepare():
+            raise StoreUnavailable(self.store._unavailable_message())
+        if demo_name in self.demo_errors:
+            raise DemoNotReady(self.demo_errors[demo_name])
+        return demo
+
+    def readiness(self) -> dict[str, Any]:
+        ready = self.prepare()
+        demos = {
+            name: ("ready" if name in self.store.collections else self.demo_errors.get(name, "waiting for Milvus"))
+            for name in self.demos
+        }
+        return {
+            "ready": ready and not self.demo_errors,
+            "milvus": {"uri": self.settings.milvus.uri, "connected": self.store.connected, "error": self.store.last_error},
+            "demos": demos,
+        }
+
+    # -- search --------------------------------------------------------------------
+    def search(self, demo_name: str, payload: Any, top_k: int, filter_model: BaseModel | None = None) -> list[Hit]:
+        demo = self.require(demo_name)
+        expression = all_of(demo.filter_expression(filter_model) if filter_model is not None else "")
+        vector = np.asarray(demo.encode([payload]), dtype=np.float32)[0]
+        rows = self.store.search(demo, vector, demo.candidates(top_k), expression)
+        return demo.rerank(payload, [self.to_hit(demo, row) for row in rows], top_k)
+
+    @staticmethod
+    def to_hit(demo: Demo, row: dict[str, Any]) -> Hit:
+        distance = float(row["distance"])
+        # Hits are "higher is better" whatever the metric.
+        score = distance if demo.metric in ("COSINE", "IP") else 1.0 / (1.0 + max(distance, 0.0))
+        return Hit(
+            row["id"], score, row.get("title", ""), {f.name: row.get(f.name) for f in demo.fields},
+            media_url(demo, row["id"], row.get("media"), "media"),
+            media_url(demo, row["id"], row.get("thumb"), "thumbnail"),
+        )
+
+    # -- job sources ---------------------------------------------------------------
+    def open_job_source(self, job: Job) -> tuple[int | None, Iterable[Source]]:
+        if job.source == "sample":
+            # Sample sets are small enough to hold, and a known total gives a real progress bar.
+            items = list(self.demos[job.demo].sample_items())
+            return len(items), items
+        archive = self.uploads_dir / job.source.removeprefix("archive:")
+        return len(list_archive(archive, self.settings.limits)), iter_archive(archive, self.settings.limits)
+
+    def submit_sample_jobs(self, only_empty: bool = True) -> list[Job]:
+        """Queue the sample load of every demo that wants one and is empty."""
+        submitted = []
+        for name, demo in self.demos.items():
+            if not demo.options.load_sample_on_start or name not in self.store.collections:
+                continue
+            if self.jobs.active(name):
+                continue
+            try:
+                if only_empty and self.store.count(demo) > 0:
+                    continue
+            except StoreUnavailable:
+                continue
+            submitted.append(self.jobs.submit(name, "sample", label="sample data"))
+        return submitted
+
+    def close(self) -> None:
+        self.store.disconnect()
+        self.jobs.store.close()
+
+
+def media_url(demo: Demo, row_id: str, key: str | None, kind: str) -> str | None:
+    return f"/api/demos/{demo.name}/items/{row_id}/{kind}" if key else None

@@ -1,0 +1,116 @@
+"""A tiny demo with a deterministic fake encoder, to prove the core end to end.
+
+Texts are encoded as hashed bags of words, so texts sharing words are near each
+other: enough to test ranking without a model.
+"""
+
+import hashlib
+import json
+import re
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from vectorfair import Demo, DemoOptions, Entry, Field, ItemError, Media, QueryError, hookimpl
+from vectorfair.expr import quote
+
+CALLS = {"startup": 0, "encode_batches": []}
+
+
+class FakeOptions(DemoOptions):
+    dim: int = 32
+    sample_size: int = 20
+
+
+class FakeFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tag: str | None = None
+
+
+def embed(text: str, dim: int) -> np.ndarray:
+    vector = np.zeros(dim, dtype=np.float32)
+    for word in re.findall(r"\w+", text.lower()):
+        vector[int(hashlib.md5(word.encode()).hexdigest(), 16) % dim] += 1.0
+    norm = np.linalg.norm(vector)
+    return vector / norm if norm else vector
+
+
+class FakeDemo(Demo):
+    name = "fake"
+    title = "Fake text demo"
+    description = "Hashed bag-of-words vectors; for tests."
+    inputs = ("text",)
+    accepts = (".txt", ".json")
+    accepts_records = True
+    fields = (Field("text", "str", max_length=2048), Field("tag", "str", max_length=64, filterable=True))
+    Options = FakeOptions
+    Filter = FakeFilter
+    sample_query = "apple banana"
+
+    @property
+    def dim(self):
+        return self.options.dim
+
+    def encode(self, payloads):
+        CALLS["encode_batches"].append(len(payloads))
+        if any(p == "poison" for p in payloads):
+            raise RuntimeError("the fake encoder refuses 'poison'")
+        return np.stack([embed(p, self.dim) for p in payloads])
+
+    def parse_upload(self, upload):
+        if upload.suffix == ".json":
+            try:
+                record = json.loads(upload.data)
+            except ValueError as exc:
+                raise ItemError(f"not valid JSON: {exc}") from None
+            yield from self.parse_record(record)
+            return
+        text = upload.data.decode("utf-8")  # UnicodeDecodeError: a decoder failing on bad input
+        if text.startswith("FAIL"):
+            raise ItemError("this file asks to fail")
+        for n, part in enumerate(p for p in text.split("\n---\n") if p.strip()):
+            yield Entry(payload=part.strip(), title=f"{upload.name}#{n}", fields={"text": part.strip(), "tag": "file"},
+                        media=Media(upload.data, "text/plain"))
+
+    def parse_record(self, record):
+        text = record.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise ItemError("a record needs a non-empty 'text'")
+        yield Entry(payload=text, title=record.get("title") or text[:40],
+                    fields={"text": text, "tag": str(record.get("tag", ""))})
+
+    def parse_query_text(self, text):
+        if not text.strip():
+            raise QueryError("the query is blank; type some words")
+        return text
+
+    def filter_expression(self, filter):
+        return f"tag == {quote(filter.tag)}" if filter.tag else ""
+
+    def sample_items(self):
+        words = ["apple", "banana", "cherry", "date", "elder", "fig", "grape", "honeydew"]
+        for i in range(self.options.sample_size):
+            yield {"text": f"{words[i % 8]} {words[(i * 3 + 1) % 8]} sample {i}", "tag": "sample"}
+
+
+@hookimpl
+def register_demos():
+    return [FakeDemo]
+
+
+@hookimpl
+def startup(app, demos):
+    CALLS["startup"] += 1
+
+
+@hookimpl
+def register_routes(demos):
+    from fastapi import APIRouter
+
+    router = APIRouter(prefix="/api/fake-extra", tags=["fake"])
+
+    @router.get("/demos")
+    def names():
+        return sorted(demos)
+
+    return [router]
