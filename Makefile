@@ -1,0 +1,38 @@
+# Two entry points for a fresh machine: `make run` and `make test`.
+# Both create .venv and install the core and every plugin under plugins/ in
+# editable mode, with torch pinned in the same pip command so pip takes the
+# CPU wheel rather than pulling a CUDA build.
+VENV      ?= .venv
+PYTHON    ?= python3
+BIN       := $(VENV)/bin
+CONFIG    ?= configs/vectorfair.toml
+PLUGIN_DIRS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
+TORCH     := torch==2.13.0
+STAMP     := $(VENV)/.installed
+
+.PHONY: setup run test test-fast bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) $(wildcard plugins/*/requirements-nodeps.txt) Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH) -e '.[test]' $(foreach p,$(PLUGIN_DIRS),-e $(p))
+	# Packages that pin ancient dependencies go in without them (see each file).
+	for f in $(wildcard plugins/*/requirements-nodeps.txt); do $(BIN)/python -m pip install -q --no-deps -r $$f || exit 1; done
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/vectorfair serve --config $(CONFIG)
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
+
+bench: setup
+	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

@@ -1,0 +1,312 @@
+"""Every shared route, through HTTP, on real Milvus Lite with the fake demo."""
+
+import io
+import json
+import tarfile
+import time
+import zipfile
+
+import pytest
+
+
+def add(client, *texts, tag="t"):
+    r = client.post("/api/demos/fake/items", json={"records": [{"text": t, "tag": tag} for t in texts]})
+    assert r.status_code == 201, r.text
+    return r.json()["ids"]
+
+
+def count(client):
+    return client.get("/api/demos/fake/stats").json()["count"]
+
+
+def wait_job(client, job_id, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        if job["state"] in ("succeeded", "failed", "cancelled"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish: {job}")
+
+
+def make_zip(members):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+def make_tar(members):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def assert_error(response, status, *words):
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    detail = response.json()["detail"]
+    for word in words:
+        assert word in detail, detail
+
+
+# -- platform ---------------------------------------------------------------------------
+def test_health_and_readiness(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["demos"] == {"fake": "ready"}
+
+
+def test_demos_lists_inputs_and_count(client):
+    add(client, "one", "two")
+    [demo] = client.get("/api/demos").json()
+    assert demo["name"] == "fake" and demo["title"] == "Fake text demo"
+    assert demo["inputs"] == ["text"] and demo["count"] == 2 and demo["description"]
+
+
+def test_openapi_has_a_typed_tag_per_demo(client):
+    spec = client.get("/openapi.json").json()
+    assert {"name": "fake", "description": "Fake text demo: Hashed bag-of-words vectors; for tests."} in spec["tags"]
+    search = spec["paths"]["/api/demos/fake/search"]["post"]
+    assert search["tags"] == ["fake"]
+    body_ref = search["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    body = spec["components"]["schemas"][body_ref]
+    assert set(body["properties"]) == {"query", "top_k", "filter"}
+    assert "FakeFilter" in spec["components"]["schemas"]
+    items = spec["paths"]["/api/demos/fake/items"]["post"]["requestBody"]["content"]
+    assert set(items) == {"multipart/form-data", "application/json"}
+    assert client.get("/docs").status_code == 200
+
+
+# -- items ------------------------------------------------------------------------------
+def test_add_files_and_records_with_per_item_failures(client):
+    r = client.post("/api/demos/fake/items", files=[
+        ("files", ("a.txt", b"apple orchard", "text/plain")),
+        ("files", ("bad.txt", b"FAIL please", "text/plain")),
+        ("files", ("binary.txt", b"\xff\xfe\xfa", "text/plain")),
+        ("files", ("empty.txt", b"", "text/plain")),
+        ("files", ("pic.gif", b"GIF89a", "image/gif")),
+        ("files", ("two.txt", b"first part\n---\nsecond part", "text/plain")),
+    ])
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert len(body["ids"]) == 3  # one + two entries
+    failed = {f["name"]: f["error"] for f in body["failed"]}
+    assert failed["bad.txt"] == "this file asks to fail"
+    assert "could not be read" in failed["binary.txt"]
+    assert "empty" in failed["empty.txt"]
+    assert ".gif not accepted" in failed["pic.gif"] and ".txt" in failed["pic.gif"]
+    assert count(client) == 3
+
+
+def test_all_items_bad_is_422_and_nothing_lost(client):
+    add(client, "keep me")
+    r = client.post("/api/demos/fake/items", json={"records": [{"text": ""}, {"nope": 1}, "not an object"]})
+    assert_error(r, 422, "no item could be stored")
+    assert len(r.json()["failed"]) == 3
+    assert count(client) == 1
+
+
+@pytest.mark.parametrize("kwargs,status,words", [
+    ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, ["not valid JSON"]),
+    ({"json": {"records": []}}, 422, ["at least one record"]),
+    ({"json": {"rows": [{"text": "x"}]}}, 422, ["records"]),
+    ({"content": b"hello", "headers": {"content-type": "text/plain"}}, 415, ["multipart/form-data"]),
+    ({"data": {"other": "x"}, "files": [("something", ("a.txt", b"x", "text/plain"))]}, 422, ["files"]),
+])
+def test_bad_item_requests_are_4xx(client, kwargs, status, words):
+    add(client, "keep me")
+    assert_error(client.post("/api/demos/fake/items", **kwargs), status, *words)
+    assert count(client) == 1
+
+
+def test_same_content_is_stored_once(client):
+    first = add(client, "alpha beta")
+    r = client.post("/api/demos/fake/items", json={"records": [{"text": "alpha beta", "tag": "t"}, {"text": "gamma", "tag": "t"}]})
+    assert r.status_code == 201
+    assert r.json()["duplicates"] == first and first[0] in r.json()["ids"]
+    assert count(client) == 2
+
+
+def test_get_item_media_with_range_and_thumbnail(client):
+    r = client.post("/api/demos/fake/items", files=[("files", ("doc.txt", b"hello media world", "text/plain"))])
+    [item_id] = r.json()["ids"]
+    item = client.get(f"/api/demos/fake/items/{item_id}").json()
+    assert item["title"] == "doc.txt#0" and item["fields"]["text"] == "hello media world"
+    media = client.get(item["media_url"])
+    assert media.status_code == 200 and media.content == b"hello media world"
+    assert media.headers["content-type"].startswith("text/plain")
+    part = client.get(item["media_url"], headers={"Range": "bytes=6-10"})
+    assert part.status_code == 206 and part.content == b"media"
+    assert_error(client.get(f"/api/demos/fake/items/{item_id}/thumbnail"), 404, "no stored thumbnail")
+    assert_error(client.get("/api/demos/fake/items/nope"), 404, "no item")
+    assert_error(client.get("/api/demos/fake/items/nope/media"), 404, "no item")
+
+
+@pytest.mark.parametrize("path", ["../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd"])
+def test_media_never_follows_a_path(client, path):
+    add(client, "x")
+    r = client.get(f"/api/demos/fake/items/{path}/media")
+    assert r.status_code == 404 and b"root:" not in r.content
+
+
+# -- search -----------------------------------------------------------------------------
+def test_search_ranks_filters_and_scores(client):
+    add(client, "apple apple pie", "banana bread", tag="food")
+    add(client, "apple computer", tag="tech")
+    r = client.post("/api/demos/fake/search", json={"query": "apple pie", "top_k": 3})
+    assert r.status_code == 200
+    hits = r.json()["hits"]
+    assert hits[0]["title"] == "apple apple pie"
+    assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+    assert r.json()["took_ms"] >= 0
+    filtered = client.post("/api/demos/fake/search", json={"query": "apple", "filter": {"tag": "tech"}}).json()["hits"]
+    assert [h["fields"]["tag"] for h in filtered] == ["tech"]
+
+
+@pytest.mark.parametrize("body,words", [
+    ({"query": ""}, ["query"]),
+    ({"query": "   "}, ["blank"]),
+    ({"query": "x", "top_k": 0}, ["top_k"]),
+    ({"query": "x", "top_k": 10_000}, ["top_k"]),
+    ({"query": "x", "filter": {"colour": "red"}}, ["colour"]),
+    ({"query": "x", "filter": {"tag": ["a"]}}, ["tag"]),
+    ({"query": "x", "surprise": 1}, ["surprise"]),
+    ({"top_k": 3}, ["query"]),
+])
+def test_bad_searches_are_422_with_a_reason(client, body, words):
+    assert_error(client.post("/api/demos/fake/search", json=body), 422, *words)
+
+
+def test_filter_values_cannot_inject(client):
+    add(client, "secret", tag="hidden")
+    r = client.post("/api/demos/fake/search", json={"query": "secret", "filter": {"tag": 'x" or tag != "y'}})
+    assert r.status_code == 200 and r.json()["hits"] == []
+
+
+def test_unknown_demo_is_404_naming_the_enabled_ones(client):
+    assert_error(client.post("/api/demos/nope/search", json={"query": "x"}), 404, "no demo 'nope'", "fake")
+    assert_error(client.get("/api/demos/nope/stats"), 404, "fake")
+
+
+# -- jobs -------------------------------------------------------------------------------
+def test_sample_job(client):
+    r = client.post("/api/demos/fake/jobs", json={"sample": True})
+    assert r.status_code == 202 and r.headers["location"] == f"/api/jobs/{r.json()['job_id']}"
+    job = wait_job(client, r.json()["job_id"])
+    assert job["state"] == "succeeded" and job["total"] == 20 and job["done"] == 20 and job["failed"] == 0
+    assert count(client) == 20
+    again = wait_job(client, client.post("/api/demos/fake/jobs", json={"sample": True}).json()["job_id"])
+    assert again["state"] == "succeeded" and again["duplicates"] == 20
+    assert count(client) == 20
+
+
+@pytest.mark.parametrize("packer,suffix", [(make_zip, "zip"), (make_tar, "tar.gz")])
+def test_archive_job_with_one_bad_item(client, packer, suffix):
+    members = {f"docs/{i}.txt": f"word{i} common".encode() for i in range(40)}
+    members["docs/bad.txt"] = b"FAIL this one"
+    members["__MACOSX/._junk"] = b"junk"
+    members["../../escape.txt"] = b"escape attempt text"
+    archive = packer(members)
+    r = client.post("/api/demos/fake/jobs", files={"archive": (f"set.{suffix}", archive)})
+    assert r.status_code == 202, r.text
+    job = wait_job(client, r.json()["job_id"])
+    assert job["state"] == "succeeded" and job["total"] == 42
+    assert job["done"] == 41 and job["failed"] == 1
+    assert job["errors"] == [{"name": "docs/bad.txt", "error": "this file asks to fail"}]
+    assert count(client) == 41
+    titles = {h["title"] for h in client.post("/api/demos/fake/search", json={"query": "escape attempt"}).json()["hits"]}
+    assert "escape.txt#0" in titles
+    # Loading it again stores nothing twice.
+    job = wait_job(client, client.post("/api/demos/fake/jobs", files={"archive": (f"set.{suffix}", archive)}).json()["job_id"])
+    assert job["duplicates"] == 41 and count(client) == 41
+
+
+def test_job_events_stream_progress_then_end(client):
+    job_id = client.post("/api/demos/fake/jobs", json={"sample": True}).json()["job_id"]
+    events = []
+    with client.stream("GET", f"/api/jobs/{job_id}/events") as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        kind = None
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                kind = line.split(":", 1)[1].strip()
+            elif line.startswith("data:"):
+                events.append((kind, json.loads(line.split(":", 1)[1])))
+                if kind == "end":
+                    break
+    assert events[-1][0] == "end" and events[-1][1]["state"] == "succeeded" and events[-1][1]["done"] == 20
+    assert all(kind == "progress" for kind, _ in events[:-1])
+
+
+@pytest.mark.parametrize("kwargs,status,words", [
+    ({"json": {"sample": False}}, 422, ["sample"]),
+    ({"json": {"sample": True, "extra": 1}}, 422, ["sample"]),
+    ({"files": {"archive": ("x.zip", b"this is not an archive at all")}}, 415, ["zip or tar"]),
+    ({"files": {"other": ("x.zip", make_zip({"a.txt": b"a"}))}}, 422, ["archive"]),
+    ({"files": {"archive": ("x.zip", make_zip({}))}}, 422, ["no files"]),
+    ({"files": {"archive": ("x.zip", make_zip({"a.txt": b"a"})[:30])}}, 422, ["damaged"]),
+    ({"content": b"x", "headers": {"content-type": "text/plain"}}, 415, ["archive"]),
+])
+def test_bad_job_requests_are_4xx(client, kwargs, status, words):
+    assert_error(client.post("/api/demos/fake/jobs", **kwargs), status, *words)
+    assert client.get("/api/jobs").json() == []
+
+
+def test_job_lookup_and_cancel(client):
+    assert_error(client.get("/api/jobs/nope"), 404, "no job")
+    assert_error(client.delete("/api/jobs/nope"), 404, "no job")
+    job_id = client.post("/api/demos/fake/jobs", json={"sample": True}).json()["job_id"]
+    cancelled = client.delete(f"/api/jobs/{job_id}").json()
+    assert cancelled["state"] in ("cancelled", "running", "succeeded")
+    final = wait_job(client, job_id)
+    assert final["state"] in ("cancelled", "succeeded")
+    assert [j["job_id"] for j in client.get("/api/jobs").json()] == [job_id]
+
+
+# -- stats and drop ---------------------------------------------------------------------
+def test_stats_and_drop(client):
+    add(client, "a", "b", "c")
+    stats = client.get("/api/demos/fake/stats").json()
+    assert stats == {"demo": "fake", "count": 3, "collection": "vf_fake", "index_type": "FLAT",
+                     "metric": "COSINE", "dim": 32, "active_jobs": 0}
+    r = client.delete("/api/demos/fake/items")
+    assert r.status_code == 200 and count(client) == 0
+    add(client, "a")
+    assert count(client) == 1
+
+
+def test_request_body_limit_is_413(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from vectorfair.api import create_app
+    from vectorfair.settings import load_settings
+
+    from .conftest import write_config
+
+    settings = load_settings(write_config(tmp_path, "[limits]\nmax_request_bytes = 1000\n[demos.fake]\nload_sample_on_start = false\n"))
+    with TestClient(create_app(settings)) as client:
+        r = client.post("/api/demos/fake/items", files=[("files", ("big.txt", b"x" * 5000, "text/plain"))])
+        assert_error(r, 413, "limit")
+        assert count(client) == 0
+
+
+def test_errors_are_never_200(client):
+    """A sweep of wrong calls: each is a 4xx JSON error."""
+    calls = [
+        ("get", "/api/demos/fake/items/" + "x" * 500, {}),
+        ("post", "/api/demos/fake/search", {"content": b"[]", "headers": {"content-type": "application/json"}}),
+        ("post", "/api/demos/fake/search", {"files": {"file": ("q.txt", b"x")}}),
+        ("put", "/api/demos/fake/search", {}),
+        ("get", "/api/jobs/" + "%00", {}),
+        ("delete", "/api/demos/fake", {}),
+    ]
+    for method, url, kwargs in calls:
+        r = getattr(client, method)(url, **kwargs)
+        assert 400 <= r.status_code < 500, (url, r.status_code, r.text)
+        assert "detail" in r.json()
