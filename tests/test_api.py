@@ -310,3 +310,26 @@ def test_errors_are_never_200(client):
         r = getattr(client, method)(url, **kwargs)
         assert 400 <= r.status_code < 500, (url, r.status_code, r.text)
         assert "detail" in r.json()
+
+
+def test_sample_data_loads_on_start(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from vectorfair.api import create_app
+    from vectorfair.settings import load_settings
+
+    from .conftest import write_config
+
+    settings = load_settings(write_config(tmp_path, "[demos.fake]\nsample_size = 12\n"))
+    with TestClient(create_app(settings)) as client:
+        deadline = time.time() + 30
+        while time.time() < deadline and not client.get("/api/jobs").json():
+            time.sleep(0.1)
+        [job] = client.get("/api/jobs").json()
+        assert job["label"] == "sample data"
+        assert wait_job(client, job["job_id"])["state"] == "succeeded"
+        assert count(client) == 12
+    # A second start finds the demo loaded and queues nothing more.
+    with TestClient(create_app(settings)) as client:
+        time.sleep(1.5)
+        assert len(client.get("/api/jobs").json()) == 1

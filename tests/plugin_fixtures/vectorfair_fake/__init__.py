@@ -7,6 +7,7 @@ other: enough to test ranking without a model.
 import hashlib
 import json
 import re
+import time
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -20,6 +21,8 @@ CALLS = {"startup": 0, "encode_batches": []}
 class FakeOptions(DemoOptions):
     dim: int = 32
     sample_size: int = 20
+    # Seconds per encoded batch, to make jobs slow enough to interrupt.
+    encode_delay: float = 0.0
 
 
 class FakeFilter(BaseModel):
@@ -53,6 +56,8 @@ class FakeDemo(Demo):
 
     def encode(self, payloads):
         CALLS["encode_batches"].append(len(payloads))
+        if self.options.encode_delay:
+            time.sleep(self.options.encode_delay)
         if any(p == "poison" for p in payloads):
             raise RuntimeError("the fake encoder refuses 'poison'")
         return np.stack([embed(p, self.dim) for p in payloads])

@@ -1,0 +1,80 @@
+"""Helpers that run the real server (and a Milvus server) as processes."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+FIXTURES = Path(__file__).parent / "plugin_fixtures"
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check, timeout=30.0, interval=0.2, what="condition"):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except (httpx.HTTPError, OSError) as exc:
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+class Process:
+    def __init__(self, args, env=None, log: Path | None = None):
+        self.log = log
+        out = open(log, "ab") if log else subprocess.DEVNULL
+        self.proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log else ""
+
+
+def start_milvus(data_dir: Path, port: int, log: Path) -> Process:
+    process = Process([str(BIN / "milvus-lite"), "server", "--data-dir", str(data_dir), "--host", "127.0.0.1",
+                       "--port", str(port)], log=log)
+
+    def listening():
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_for(listening, 60, what="milvus-lite server")
+    return process
+
+
+def start_app(config: Path, port: int, log: Path, env=None) -> tuple[Process, str]:
+    env = {"PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]), **(env or {})}
+    process = Process([str(BIN / "vectorfair"), "serve", "--config", str(config), "--port", str(port)], env=env, log=log)
+    base = f"http://127.0.0.1:{port}"
+
+    def healthy():
+        if process.proc.poll() is not None:
+            raise AssertionError(f"server exited:\n{process.output()}")
+        return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
+
+    wait_for(healthy, 60, what="vectorfair serve")
+    return process, base

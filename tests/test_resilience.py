@@ -1,0 +1,99 @@
+"""Real processes: Milvus going away and coming back, restarts, interrupted jobs."""
+
+import time
+
+import httpx
+import pytest
+
+from .conftest import write_config
+from .live import free_port, start_app, start_milvus, wait_for
+
+
+@pytest.fixture
+def procs():
+    started = []
+    yield started
+    for process in reversed(started):
+        process.kill()
+
+
+def search(base, query="apple"):
+    return httpx.post(f"{base}/api/demos/fake/search", json={"query": query, "top_k": 5}, timeout=30)
+
+
+def test_milvus_unreachable_then_back_then_gone_then_back(tmp_path, procs):
+    milvus_port, app_port = free_port(), free_port()
+    config = write_config(tmp_path, "[demos.fake]\nload_sample_on_start = false\n")
+    config.write_text(config.read_text().replace(f'uri = "{tmp_path}/data/milvus.db"',
+                                                 f'uri = "http://127.0.0.1:{milvus_port}"\ntimeout = 3'))
+    started = time.monotonic()
+    app, base = start_app(config, app_port, tmp_path / "app.log")
+    procs.append(app)
+    startup_seconds = time.monotonic() - started
+
+    # Milvus is not there: the app is up, not ready, and says so with 503s.
+    ready = httpx.get(f"{base}/readyz")
+    assert ready.status_code == 503 and ready.json()["milvus"]["connected"] is False
+    r = search(base)
+    assert r.status_code == 503 and r.headers["retry-after"] and "not reachable" in r.json()["detail"]
+    r = httpx.post(f"{base}/api/demos/fake/items", json={"records": [{"text": "x"}]})
+    assert r.status_code == 503
+    assert httpx.get(f"{base}/api/demos").json()[0]["status"] == "Milvus unreachable"
+
+    # Milvus arrives: the app connects by itself.
+    milvus = start_milvus(tmp_path / "milvus", milvus_port, tmp_path / "milvus.log")
+    procs.append(milvus)
+    wait_for(lambda: httpx.get(f"{base}/readyz").status_code == 200, 30, what="ready after Milvus started")
+    r = httpx.post(f"{base}/api/demos/fake/items", json={"records": [{"text": "apple tree"}, {"text": "pear"}]})
+    assert r.status_code == 201
+    assert search(base).json()["hits"][0]["title"] == "apple tree"
+
+    # Milvus dies mid-use: 503, then recovery without restarting the app.
+    milvus.kill()
+    wait_for(lambda: search(base).status_code == 503, 30, what="503 after Milvus died")
+    assert httpx.get(f"{base}/readyz").status_code == 503
+    procs.append(start_milvus(tmp_path / "milvus", milvus_port, tmp_path / "milvus2.log"))
+    wait_for(lambda: search(base).status_code == 200, 30, what="search after Milvus came back")
+    assert search(base).json()["hits"][0]["title"] == "apple tree"
+    assert httpx.get(f"{base}/api/demos/fake/stats").json()["count"] == 2
+    assert startup_seconds < 30
+
+
+def test_restart_keeps_data(tmp_path, procs):
+    config = write_config(tmp_path, "[demos.fake]\nload_sample_on_start = false\n")
+    port = free_port()
+    app, base = start_app(config, port, tmp_path / "app.log")
+    wait_for(lambda: httpx.get(f"{base}/readyz").status_code == 200, 30, what="ready")
+    files = [("files", ("note.txt", b"persistent apple note", "text/plain"))]
+    item_id = httpx.post(f"{base}/api/demos/fake/items", files=files).json()["ids"][0]
+    app.kill(sig=15)
+
+    app, base = start_app(config, port, tmp_path / "app2.log")
+    procs.append(app)
+    wait_for(lambda: httpx.get(f"{base}/readyz").status_code == 200, 30, what="ready after restart")
+    assert httpx.get(f"{base}/api/demos/fake/stats").json()["count"] == 1
+    assert search(base).json()["hits"][0]["id"] == item_id
+    assert httpx.get(f"{base}/api/demos/fake/items/{item_id}/media").content == b"persistent apple note"
+
+
+def test_job_cut_off_by_a_kill_resumes_without_duplicates(tmp_path, procs):
+    config = write_config(
+        tmp_path, "[jobs]\nbatch_size = 10\n[demos.fake]\nload_sample_on_start = false\nsample_size = 300\nencode_delay = 0.2\n")
+    port = free_port()
+    app, base = start_app(config, port, tmp_path / "app.log")
+    wait_for(lambda: httpx.get(f"{base}/readyz").status_code == 200, 30, what="ready")
+    job_id = httpx.post(f"{base}/api/demos/fake/jobs", json={"sample": True}).json()["job_id"]
+    wait_for(lambda: httpx.get(f"{base}/api/jobs/{job_id}").json()["done"] >= 60, 60, interval=0.05, what="progress")
+    app.kill()  # SIGKILL: no shutdown code runs
+
+    app, base = start_app(config, port, tmp_path / "app2.log")
+    procs.append(app)
+    job = wait_for(lambda: (j := httpx.get(f"{base}/api/jobs/{job_id}").json())["state"] == "succeeded" and j,
+                   120, what="resumed job to finish")
+    assert job["resumed"] == 1 and job["failed"] == 0
+    assert job["duplicates"] >= 50  # the items stored before the kill were skipped, not stored again
+    stats = httpx.get(f"{base}/api/demos/fake/stats").json()
+    assert stats["count"] == 300
+    ids = {h["id"] for q in ("apple", "banana", "cherry") for h in httpx.post(
+        f"{base}/api/demos/fake/search", json={"query": q, "top_k": 100}).json()["hits"]}
+    assert len(ids) == len(set(ids))
