@@ -333,3 +333,22 @@ def test_sample_data_loads_on_start(tmp_path):
     with TestClient(create_app(settings)) as client:
         time.sleep(1.5)
         assert len(client.get("/api/jobs").json()) == 1
+
+
+def test_a_file_of_records_is_split_into_items_with_row_errors(client):
+    data = b"first line words\n\nthird line words"
+    r = client.post("/api/demos/fake/items", files=[("files", ("set.lines", data, "text/plain"))])
+    assert r.status_code == 201
+    assert len(r.json()["ids"]) == 2
+    assert r.json()["failed"] == [{"name": "set.lines line 2", "error": "a record needs a non-empty 'text'"}]
+    # Rows are items of their own: the same row in another file is not stored again.
+    r = client.post("/api/demos/fake/items", files=[("files", ("other.lines", b"third line words\nfourth", "text/plain"))])
+    assert len(r.json()["duplicates"]) == 1 and count(client) == 3
+    job = wait_job(client, client.post("/api/demos/fake/jobs", files={"archive": ("a.zip", make_zip({
+        "x.lines": b"alpha\nbeta\ngamma", "y.txt": b"delta"}))}).json()["job_id"])
+    assert job["total"] == 4 and job["done"] == 4
+
+
+def test_search_carries_the_demo_summary(client):
+    add(client, "apple pie")
+    assert client.post("/api/demos/fake/search", json={"query": "apple"}).json()["summary"] == {"best": "apple pie"}

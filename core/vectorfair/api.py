@@ -106,6 +106,7 @@ class HitOut(BaseModel):
 class SearchResult(BaseModel):
     hits: list[HitOut]
     took_ms: float
+    summary: dict[str, Any] | None = Field(None, description="what the demo adds, e.g. a chatbot's answer")
 
 
 class Stats(BaseModel):
@@ -398,7 +399,8 @@ def _demo_router(platform: Platform, demo: Demo) -> APIRouter:
     def search_blocking(payload: Any, top_k: int, filter_model: BaseModel | None) -> dict[str, Any]:
         started = time.perf_counter()
         hits = platform.search(name, payload, top_k, filter_model)
-        return {"hits": [h.__dict__ for h in hits], "took_ms": round((time.perf_counter() - started) * 1000, 2)}
+        return {"hits": [h.__dict__ for h in hits], "took_ms": round((time.perf_counter() - started) * 1000, 2),
+                "summary": demo.summarize(payload, hits)}
 
     def parse_filter(raw: Any) -> BaseModel | None:
         if raw in (None, "", {}):

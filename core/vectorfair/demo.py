@@ -144,6 +144,13 @@ class Demo:
             + (f"; send JSON records instead" if self.accepts_records else "")
         )
 
+    def split_upload(self, upload: Upload) -> Iterable[tuple[str, dict[str, Any]]] | None:
+        """For a file that holds many items (a CSV of records): yield
+        (label, record) pairs, each then stored, deduplicated and reported as
+        an item of its own through `parse_record`. Return None (the default)
+        when the file is one item."""
+        return None
+
     def parse_record(self, record: dict[str, Any]) -> Iterable[Entry]:
         raise ItemError(f"{self.title} does not take JSON records; upload files ({', '.join(self.accepts)})")
 
@@ -171,6 +178,11 @@ class Demo:
 
     def rerank(self, payload: Any, hits: list[Hit], top_k: int) -> list[Hit]:
         return hits[:top_k]
+
+    def summarize(self, payload: Any, hits: list[Hit]) -> dict[str, Any] | None:
+        """Anything the search result should carry besides the hits (returned
+        as `summary`), such as a chatbot's answer; None for nothing."""
+        return None
 
     # -- helpers -------------------------------------------------------------
     @classmethod

@@ -74,7 +74,9 @@ class Ingestor:
         sources: Iterable[Source],
         on_outcome: Callable[[Outcome], None] = lambda outcome: None,
         should_stop: Callable[[], bool] = lambda: False,
+        on_split: Callable[[int], None] = lambda extra: None,
     ) -> list[Outcome]:
+        """Store `sources`; `on_split(n)` says a file became n more items than one."""
         outcomes: list[Outcome] = []
         chunk: list[tuple[str, Source]] = []
         seen: dict[str, Outcome] = {}
@@ -85,15 +87,40 @@ class Ingestor:
                 on_outcome(outcome)
             chunk.clear()
 
-        for index, source in enumerate(sources):
+        for name, source in self._split(sources, on_split):
             if should_stop():
                 break
-            chunk.append((source_name(source, index), source))
+            chunk.append((name, source))
             if len(chunk) >= self.batch_size:
                 flush()
         if chunk and not should_stop():
             flush()
         return outcomes
+
+    def _split(self, sources: Iterable[Source], on_split: Callable[[int], None]) -> Iterator[tuple[str, Source]]:
+        for index, source in enumerate(sources):
+            name = source_name(source, index)
+            if not isinstance(source, Upload) or isinstance(source, RejectedUpload) or not source.data:
+                yield name, source
+                continue
+            try:
+                parts = self.demo.split_upload(source)
+                if parts is None:
+                    yield name, source
+                    continue
+                parts = list(parts)
+            except ItemError as exc:
+                yield name, RejectedUpload(name, b"", error=str(exc))
+                continue
+            except Exception as exc:
+                yield name, RejectedUpload(name, b"", error=f"could not be read ({type(exc).__name__}: {exc})")
+                continue
+            if not parts:
+                yield name, RejectedUpload(name, b"", error="no records in this file")
+                continue
+            on_split(len(parts) - 1)
+            for label, record in parts:
+                yield f"{name} {label}", record
 
     def _ingest_chunk(self, chunk: list[tuple[str, Source]], seen: dict[str, Outcome]) -> list[Outcome]:
         keys = [item_key(source, self.tenant) for _, source in chunk]

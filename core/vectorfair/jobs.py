@@ -212,6 +212,10 @@ class JobRunner:
                 last_save[0] = now
                 self._touch(job)
 
+        def on_split(extra: int) -> None:
+            if job.total is not None:
+                job.total += extra
+
         self.ingestor_for(job.demo).run(
-            sources, on_outcome=on_outcome, should_stop=lambda: job.id in self._cancel
+            sources, on_outcome=on_outcome, should_stop=lambda: job.id in self._cancel, on_split=on_split
         )

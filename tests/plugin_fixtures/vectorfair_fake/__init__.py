@@ -43,7 +43,7 @@ class FakeDemo(Demo):
     title = "Fake text demo"
     description = "Hashed bag-of-words vectors; for tests."
     inputs = ("text",)
-    accepts = (".txt", ".json")
+    accepts = (".txt", ".json", ".lines")
     accepts_records = True
     fields = (Field("text", "str", max_length=2048), Field("tag", "str", max_length=64, filterable=True))
     Options = FakeOptions
@@ -76,6 +76,15 @@ class FakeDemo(Demo):
         for n, part in enumerate(p for p in text.split("\n---\n") if p.strip()):
             yield Entry(payload=part.strip(), title=f"{upload.name}#{n}", fields={"text": part.strip(), "tag": "file"},
                         media=Media(upload.data, "text/plain"))
+
+    def split_upload(self, upload):
+        if upload.suffix != ".lines":
+            return None
+        return [(f"line {n}", {"text": line, "tag": "line"})
+                for n, line in enumerate(upload.data.decode("utf-8").split("\n"), 1)]
+
+    def summarize(self, payload, hits):
+        return {"best": hits[0].title if hits else None}
 
     def parse_record(self, record):
         text = record.get("text")
