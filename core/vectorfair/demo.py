@@ -145,8 +145,8 @@ class Demo:
         )
 
     def split_upload(self, upload: Upload) -> Iterable[tuple[str, dict[str, Any]]] | None:
-        """For a file that holds many items (a CSV of records): yield
-        (label, record) pairs, each then stored, deduplicated and reported as
+        """For a file that holds many items (a CSV of records): return
+        (label, record) pairs (a record may be an `ItemError` for a bad row), each then stored, deduplicated and reported as
         an item of its own through `parse_record`. Return None (the default)
         when the file is one item."""
         return None

