@@ -181,11 +181,23 @@ async def _keep_ready(platform: Platform) -> None:
             if ready and not samples_queued:
                 await anyio.to_thread.run_sync(platform.submit_sample_jobs)
                 samples_queued = True
+                if platform.settings.warm_up_on_start:
+                    asyncio.create_task(_warm_up(platform), name="vectorfair-warm-up")
             elif ready:
                 await anyio.to_thread.run_sync(platform.store.ping)
         except Exception:
             log.exception("readiness check failed")
         await asyncio.sleep(platform.settings.milvus.reconnect_interval)
+
+
+async def _warm_up(platform: Platform) -> None:
+    for name, demo in platform.demos.items():
+        started = time.perf_counter()
+        try:
+            await anyio.to_thread.run_sync(demo.warm_up)
+            log.info("warmed up %s in %.1f s", name, time.perf_counter() - started)
+        except Exception:
+            log.exception("warming up %s failed; it will load on first use", name)
 
 
 # -- errors ---------------------------------------------------------------------------

@@ -21,8 +21,8 @@ from rich.table import Table
 from .settings import ConfigError, load_settings
 
 app = typer.Typer(help="Vector-search demos on Milvus.", no_args_is_help=True, add_completion=False)
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 ConfigOption = typer.Option(None, "--config", "-c", help="TOML config file (default: $VECTORFAIR_CONFIG or configs/vectorfair.toml)")
 
 
@@ -202,7 +202,7 @@ def drop(demo: str, yes: bool = typer.Option(False, "--yes", "-y", help="do not 
         if not yes and not typer.confirm(f"delete every item of {demo}?"):
             raise typer.Exit(1)
         if not platform.store.connect():
-            err.print(f"[red]{platform.store._unavailable_message()}[/red]")
+            err.print(f"[red]{platform.store.unavailable_message()}[/red]")
             raise typer.Exit(3)
         platform.store.drop(platform.demos[demo])
         platform.store.ensure_collection(platform.demos[demo])

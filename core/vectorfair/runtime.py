@@ -88,7 +88,7 @@ class Platform:
         """The demo, ready for use; raises StoreUnavailable or DemoNotReady."""
         demo = self.demos[demo_name]
         if not self.prepare():
-            raise StoreUnavailable(self.store._unavailable_message())
+            raise StoreUnavailable(self.store.unavailable_message())
         if demo_name in self.demo_errors:
             raise DemoNotReady(self.demo_errors[demo_name])
         return demo

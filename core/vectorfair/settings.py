@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     plugins: str = ""
     # Demos with no [demos.<name>] section: on (true) or off (false).
     enable_unlisted_demos: bool = True
+    # Load every demo's model in the background once Milvus is ready, so the
+    # first visitor does not wait for it.
+    warm_up_on_start: bool = True
     milvus: MilvusSettings = Field(default_factory=MilvusSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)

@@ -129,7 +129,7 @@ class Store:
         client = self._client
         if client is None:
             if not self.connect():
-                raise StoreUnavailable(self._unavailable_message())
+                raise StoreUnavailable(self.unavailable_message())
             client = self._client
         # Embedded Lite is one in-process engine: serialise calls into it. A
         # server's client is thread-safe and gains from concurrent calls.
@@ -141,9 +141,9 @@ class Store:
                 # a ping tells them apart.
                 if self.ping():
                     raise
-                raise StoreUnavailable(self._unavailable_message()) from None
+                raise StoreUnavailable(self.unavailable_message()) from None
 
-    def _unavailable_message(self) -> str:
+    def unavailable_message(self) -> str:
         return (
             f"Milvus at {self.settings.uri} is not reachable ({self.last_error}); "
             "retry shortly — the server reconnects by itself"
