@@ -352,3 +352,10 @@ def test_a_file_of_records_is_split_into_items_with_row_errors(client):
 def test_search_carries_the_demo_summary(client):
     add(client, "apple pie")
     assert client.post("/api/demos/fake/search", json={"query": "apple"}).json()["summary"] == {"best": "apple pie"}
+
+
+def test_same_content_twice_in_one_request(client):
+    r = client.post("/api/demos/fake/items", json={"records": [{"text": "twin"}, {"text": "twin"}, {"text": ""}, {"text": ""}]})
+    body = r.json()
+    assert r.status_code == 201 and len(set(body["ids"])) == 1 and body["duplicates"] == body["ids"][:1]
+    assert len(body["failed"]) == 2 and count(client) == 1

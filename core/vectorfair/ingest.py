@@ -130,10 +130,17 @@ class Ingestor:
         stored = self._stored_ids([k for k in keys if k not in seen])
         outcomes: list[Outcome] = []
         fresh: list[tuple[Outcome, str, list[Entry]]] = []
+        repeats: list[tuple[Outcome, Outcome]] = []
         for (name, source), key in zip(chunk, keys):
-            if key in seen or key in stored:
-                earlier = seen.get(key)
-                outcomes.append(Outcome(name, list(earlier.ids if earlier else stored[key]), earlier.error if earlier else None, True))
+            if key in stored:
+                outcomes.append(Outcome(name, list(stored[key]), duplicate=True))
+                continue
+            if key in seen:
+                # Same content earlier in this run: it shares that item's fate,
+                # known once the chunk is stored.
+                repeat = Outcome(name, duplicate=True)
+                repeats.append((repeat, seen[key]))
+                outcomes.append(repeat)
                 continue
             outcome = Outcome(name)
             seen[key] = outcome
@@ -151,6 +158,8 @@ class Ingestor:
                 continue
             fresh.append((outcome, key, entries))
         self._encode_and_insert(fresh)
+        for repeat, first in repeats:
+            repeat.ids, repeat.error = list(first.ids), first.error
         return outcomes
 
     def _parse(self, source: Source) -> Iterable[Entry]:
