@@ -518,7 +518,8 @@ def _demo_router(platform: Platform, demo: Demo) -> APIRouter:
     # -- jobs ----------------------------------------------------------------------
     async def create_job(request: Request):
         content_type = request.headers.get("content-type", "")
-        ready()
+        # Off the event loop: reaching a Milvus that is away may take its timeout.
+        await anyio.to_thread.run_sync(ready)
         if content_type.startswith("application/json"):
             body = await _json_body(request)
             if not isinstance(body, dict) or body.get("sample") is not True or set(body) - {"sample"}:
