@@ -4,6 +4,7 @@ answers with its answer, or says it does not know."""
 from __future__ import annotations
 
 import csv
+import functools
 import importlib
 import importlib.util
 import io
@@ -88,8 +89,12 @@ class QAChatbot(Demo):
                     self._model = self._load()
         return self._model
 
+    @functools.cached_property
+    def model_path(self) -> str:
+        return resolve_model(self.options.model)
+
     def _load(self):
-        path = resolve_model(self.options.model)
+        path = self.model_path
         if Path(path).is_dir():
             # A local model must never trigger a hub lookup (offline machines).
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -101,7 +106,7 @@ class QAChatbot(Demo):
     def dim(self) -> int:
         # Read from the model's pooling config when it is on disk, so the store
         # can check the collection at start-up without loading the model.
-        pooling = Path(resolve_model(self.options.model), "1_Pooling", "config.json")
+        pooling = Path(self.model_path, "1_Pooling", "config.json")
         if self._model is None and pooling.is_file():
             return int(json.loads(pooling.read_text())["word_embedding_dimension"])
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
@@ -184,7 +189,7 @@ class QAChatbot(Demo):
 
 
 def _text(value: Any) -> str:
-    return "" if value is None else " ".join(str(value).split()) if not isinstance(value, str) else value.strip()
+    return "" if value is None else str(value).strip()
 
 
 def _jsonl_rows(text: str) -> Iterator[tuple[str, Any]]:
