@@ -12,6 +12,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from vectorfair.testing import write_config
+
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 from live import free_port, start_app, wait_for  # noqa: E402
 
@@ -40,9 +42,7 @@ def main():
     batched_ms = (time.perf_counter() - t) * 1000 / len(QUERIES)
 
     with tempfile.TemporaryDirectory() as root:
-        config = Path(root, "c.toml")
-        config.write_text(f'data_dir = "{root}/data"\nplugins = "qa_chatbot"\n[milvus]\nuri = "{root}/data/m.db"\n'
-                          f'[media]\npath = "{root}/data/media"\n')
+        config = write_config(Path(root), plugins="qa_chatbot")
         app, base = start_app(config, free_port(), Path(root, "app.log"))
         try:
             wait_for(lambda: httpx.get(f"{base}/readyz").status_code == 200, 60)

@@ -9,18 +9,12 @@ FIXTURES = Path(__file__).parent / "plugin_fixtures"
 if str(FIXTURES) not in sys.path:
     sys.path.insert(0, str(FIXTURES))
 
+from vectorfair import testing  # noqa: E402
 from vectorfair.settings import load_settings  # noqa: E402
 
 
 def write_config(tmp_path: Path, body: str = "", plugins: str = "fake") -> Path:
-    data = tmp_path / "data"
-    config = tmp_path / "vectorfair.toml"
-    config.write_text(
-        f'data_dir = "{data}"\nplugins = "{plugins}"\n'
-        f'[milvus]\nuri = "{data}/milvus.db"\nreconnect_interval = 0.5\n'
-        f'[media]\npath = "{data}/media"\n' + body
-    )
-    return config
+    return testing.write_config(tmp_path, body, plugins)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from vectorfair.api import create_app
 from vectorfair.settings import load_settings
+from vectorfair.testing import write_config
 
 pytestmark = pytest.mark.slow
 HERE = Path(__file__).parent
@@ -21,12 +22,8 @@ OFF_TOPIC = [
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    root = tmp_path_factory.mktemp("qa")
-    config = root / "c.toml"
-    config.write_text(
-        f'data_dir = "{root}/data"\nplugins = "qa_chatbot"\n[milvus]\nuri = "{root}/data/m.db"\n'
-        f'[media]\npath = "{root}/data/media"\n[demos.qa_chatbot]\nload_sample_on_start = false\n'
-    )
+    config = write_config(tmp_path_factory.mktemp("qa"), "[demos.qa_chatbot]\nload_sample_on_start = false\n",
+                          plugins="qa_chatbot")
     with TestClient(create_app(load_settings(config))) as test_client:
         job_id = test_client.post("/api/demos/qa_chatbot/jobs", json={"sample": True}).json()["job_id"]
         deadline = time.time() + 300
