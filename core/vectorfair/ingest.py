@@ -105,25 +105,22 @@ class Ingestor:
                 continue
             try:
                 parts = self.demo.split_upload(source)
-                if parts is None:
-                    yield name, source
-                    continue
-                parts = list(parts)
+                parts = None if parts is None else list(parts)
             except ItemError as exc:
-                yield name, RejectedUpload(name, b"", error=str(exc))
-                continue
+                parts = [("", exc)]
             except Exception as exc:
-                yield name, RejectedUpload(name, b"", error=f"could not be read ({type(exc).__name__}: {exc})")
+                parts = [("", ItemError(f"could not be read ({type(exc).__name__}: {exc})"))]
+            if parts is None:
+                yield name, source
                 continue
             if not parts:
-                yield name, RejectedUpload(name, b"", error="no records in this file")
-                continue
+                parts = [("", ItemError("no records in this file"))]
             on_split(len(parts) - 1)
             for label, record in parts:
+                part_name = f"{name} {label}" if label else name
                 if isinstance(record, ItemError):
-                    yield f"{name} {label}", RejectedUpload(f"{name} {label}", b"", error=str(record))
-                else:
-                    yield f"{name} {label}", record
+                    record = RejectedUpload(part_name, b"", error=str(record))
+                yield part_name, record
 
     def _ingest_chunk(self, chunk: list[tuple[str, Source]], seen: dict[str, Outcome]) -> list[Outcome]:
         keys = [item_key(source, self.tenant) for _, source in chunk]
