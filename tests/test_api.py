@@ -359,3 +359,27 @@ def test_same_content_twice_in_one_request(client):
     body = r.json()
     assert r.status_code == 201 and len(set(body["ids"])) == 1 and body["duplicates"] == body["ids"][:1]
     assert len(body["failed"]) == 2 and count(client) == 1
+
+
+def test_a_job_waits_for_milvus_instead_of_failing(client):
+    from vectorfair.runtime import DemoNotReady
+    from vectorfair.store import StoreUnavailable
+
+    jobs = client.app.state.platform.jobs
+    calls = []
+
+    def away_twice(demo):
+        calls.append(demo)
+        if len(calls) <= 2:
+            raise StoreUnavailable("Milvus is away")
+
+    jobs.require_demo = away_twice
+    job = wait_job(client, client.post("/api/demos/fake/jobs", json={"sample": True}).json()["job_id"])
+    assert job["state"] == "succeeded" and len(calls) == 3 and count(client) == 20
+
+    def mismatched(demo):
+        raise DemoNotReady("collection vf_fake does not match demo 'fake'")
+
+    jobs.require_demo = mismatched
+    job = wait_job(client, client.post("/api/demos/fake/jobs", json={"sample": True}).json()["job_id"])
+    assert job["state"] == "failed" and "does not match" in job["message"]

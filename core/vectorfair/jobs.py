@@ -28,6 +28,7 @@ from .store import StoreUnavailable
 log = logging.getLogger("vectorfair.jobs")
 TERMINAL = ("succeeded", "failed", "cancelled")
 MAX_ERRORS_KEPT = 1000
+WAITING = "waiting for Milvus"
 
 
 @dataclasses.dataclass
@@ -90,9 +91,12 @@ class JobRunner:
     """Runs queued jobs one at a time (2 cores: parallel jobs only fight)."""
 
     def __init__(self, store: JobStore, ingestor_for: Callable[[str], Ingestor], open_source: SourceOpener,
-                 uploads_dir: Path):
+                 uploads_dir: Path, require_demo: Callable[[str], Any] = lambda demo: None):
         self.store = store
         self.ingestor_for = ingestor_for
+        # Raises StoreUnavailable until Milvus is there and the demo's
+        # collection is loaded; a job waits for that instead of failing.
+        self.require_demo = require_demo
         self.open_source = open_source
         self.uploads_dir = uploads_dir
         self.jobs: dict[str, Job] = {job.id: job for job in store.all()}
@@ -170,7 +174,25 @@ class JobRunner:
             job = self.jobs.get(job_id)
             if job is None or job.state in TERMINAL:
                 continue
-            await self._run(job)
+            if await self._wait_until_ready(job):
+                await self._run(job)
+
+    async def _wait_until_ready(self, job: Job) -> bool:
+        while job.id not in self._cancel:
+            try:
+                await anyio.to_thread.run_sync(self.require_demo, job.demo)
+                return True
+            except StoreUnavailable:
+                if job.message != WAITING:
+                    job.message = WAITING
+                    self._touch(job)
+                await asyncio.sleep(1.0)
+            except Exception as exc:  # the demo's collection does not fit it
+                job.state, job.message = "failed", str(exc)
+                self._touch(job)
+                return False
+        self._cancel.discard(job.id)
+        return False
 
     async def _run(self, job: Job) -> None:
         job.state, job.done, job.failed, job.duplicates, job.errors = "running", 0, 0, 0, []

@@ -46,6 +46,7 @@ class Platform:
         self._last_attempt = 0.0
         self.jobs = JobRunner(
             JobStore(self.data_dir / "jobs.sqlite3"), self.ingestor, self.open_job_source, self.uploads_dir,
+            require_demo=self.require,
         )
 
     @property
