@@ -383,3 +383,9 @@ def test_a_job_waits_for_milvus_instead_of_failing(client):
     jobs.require_demo = mismatched
     job = wait_job(client, client.post("/api/demos/fake/jobs", json={"sample": True}).json()["job_id"])
     assert job["state"] == "failed" and "does not match" in job["message"]
+
+
+def test_demo_identity_decides_what_is_the_same_item(client):
+    first = add(client, "Apple Pie")
+    r = client.post("/api/demos/fake/items", json={"records": [{"text": "  apple pie ", "tag": "other"}]})
+    assert r.status_code == 201 and r.json()["duplicates"] == first and count(client) == 1

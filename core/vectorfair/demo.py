@@ -9,7 +9,7 @@ declared here as data (class attributes) or as a small method.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -151,6 +151,12 @@ class Demo:
         when the file is one item."""
         return None
 
+    def identity(self, source: Upload | dict[str, Any]) -> str | None:
+        """What makes two items the same for this demo (a canonical SMILES,
+        say), or None to compare their bytes / JSON. Items with the same
+        identity are stored once."""
+        return None
+
     def parse_record(self, record: dict[str, Any]) -> Iterable[Entry]:
         raise ItemError(f"{self.title} does not take JSON records; upload files ({', '.join(self.accepts)})")
 
@@ -171,6 +177,16 @@ class Demo:
         Use `vectorfair.expr.quote` for strings taken from the request.
         """
         return ""
+
+    def search(
+        self, nearest: Callable[[np.ndarray, int], list[Hit]], payload: Any, top_k: int, filter: BaseModel | None
+    ) -> list[Hit]:
+        """Ranked hits for a parsed query. `nearest(vector, limit)` runs the
+        Milvus search (with this demo's filter expression applied) and returns
+        hits best first. Override it for exact re-ranking that needs several
+        rounds, or for filters Milvus cannot express."""
+        vector = np.asarray(self.encode([payload]), dtype=np.float32)[0]
+        return self.rerank(payload, nearest(vector, self.candidates(top_k)), top_k)
 
     def candidates(self, top_k: int) -> int:
         """How many nearest rows to fetch before `rerank` (over-fetch to re-rank)."""

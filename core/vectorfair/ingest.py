@@ -46,9 +46,11 @@ def source_name(source: Source, index: int) -> str:
     return source.name if isinstance(source, Upload) else f"records[{index}]"
 
 
-def item_key(source: Source, tenant: str) -> str:
+def item_key(source: Source, tenant: str, identity: str | None = None) -> str:
     digest = hashlib.sha256(tenant.encode() + b"\0")
-    if isinstance(source, RejectedUpload):
+    if identity is not None:
+        digest.update(b"identity\0" + identity.encode())
+    elif isinstance(source, RejectedUpload):
         digest.update(f"rejected\0{source.name}".encode())
     elif isinstance(source, Upload):
         digest.update(source.data)
@@ -123,7 +125,7 @@ class Ingestor:
                 yield part_name, record
 
     def _ingest_chunk(self, chunk: list[tuple[str, Source]], seen: dict[str, Outcome]) -> list[Outcome]:
-        keys = [item_key(source, self.tenant) for _, source in chunk]
+        keys = [item_key(source, self.tenant, self._identity(source)) for _, source in chunk]
         stored = self._stored_ids([k for k in keys if k not in seen])
         outcomes: list[Outcome] = []
         fresh: list[tuple[Outcome, str, list[Entry]]] = []
@@ -158,6 +160,14 @@ class Ingestor:
         for repeat, first in repeats:
             repeat.ids, repeat.error = list(first.ids), first.error
         return outcomes
+
+    def _identity(self, source: Source) -> str | None:
+        if isinstance(source, RejectedUpload):
+            return None
+        try:
+            return self.demo.identity(source)
+        except Exception:  # an unusable item: its parse reports why
+            return None
 
     def _parse(self, source: Source) -> Iterable[Entry]:
         if isinstance(source, RejectedUpload):

@@ -110,9 +110,11 @@ class Platform:
     def search(self, demo_name: str, payload: Any, top_k: int, filter_model: BaseModel | None = None) -> list[Hit]:
         demo = self.require(demo_name)
         expression = all_of(demo.filter_expression(filter_model) if filter_model is not None else "")
-        vector = np.asarray(demo.encode([payload]), dtype=np.float32)[0]
-        rows = self.store.search(demo, vector, demo.candidates(top_k), expression)
-        return demo.rerank(payload, [self.to_hit(demo, row) for row in rows], top_k)
+
+        def nearest(vector: np.ndarray, limit: int) -> list[Hit]:
+            return [self.to_hit(demo, row) for row in self.store.search(demo, vector, limit, expression)]
+
+        return demo.search(nearest, payload, top_k, filter_model)
 
     @staticmethod
     def to_hit(demo: Demo, row: dict[str, Any]) -> Hit:

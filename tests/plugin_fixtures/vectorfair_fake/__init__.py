@@ -86,6 +86,12 @@ class FakeDemo(Demo):
     def summarize(self, payload, hits):
         return {"best": hits[0].title if hits else None}
 
+    def identity(self, source):
+        # Records that differ only in case or surrounding space are one item.
+        if isinstance(source, dict) and isinstance(source.get("text"), str) and source["text"].strip():
+            return source["text"].strip().lower()
+        return None
+
     def parse_record(self, record):
         text = record.get("text")
         if not isinstance(text, str) or not text.strip():
