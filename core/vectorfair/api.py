@@ -468,11 +468,11 @@ def _demo_router(platform: Platform, demo: Demo) -> APIRouter:
 
     async def _search(parse, top_k: int, filter_model: BaseModel | None):
         def run():
+            # A demo may find a query unusable while parsing it or while searching.
             try:
-                payload = parse()
+                return search_blocking(parse(), top_k, filter_model)
             except QueryError as exc:
                 raise bad_request(422, str(exc)) from None
-            return search_blocking(payload, top_k, filter_model)
 
         return await anyio.to_thread.run_sync(run)
 

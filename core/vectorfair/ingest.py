@@ -60,7 +60,10 @@ def item_key(source: Source, tenant: str, identity: str | None = None) -> str:
 
 
 def row_ids(item: str, count: int) -> list[str]:
-    return [item] if count == 1 else [f"{item}-{i}" for i in range(count)]
+    # The first row's id is the item key itself, so "is this item stored?" is
+    # a primary-key lookup: Milvus Lite answers those at once, while a filter
+    # on another field scans every row not yet flushed (seconds in a bulk load).
+    return [item] + [f"{item}-{i}" for i in range(1, count)]
 
 
 class Ingestor:
@@ -97,6 +100,8 @@ class Ingestor:
                 flush()
         if chunk and not should_stop():
             flush()
+        if any(o.ids and not o.duplicate for o in outcomes):
+            self.store.settle(self.demo)
         return outcomes
 
     def _split(self, sources: Iterable[Source], on_split: Callable[[int], None]) -> Iterator[tuple[str, Source]]:
@@ -188,11 +193,10 @@ class Ingestor:
     def _stored_ids(self, keys: list[str]) -> dict[str, list[str]]:
         if not keys:
             return {}
-        rows = self.store.query(self.demo, in_list("item", keys), ["id", "item"])
-        found: dict[str, list[str]] = {}
-        for row in rows:
-            found.setdefault(row["item"], []).append(row["id"])
-        return {k: sorted(v, key=_row_order) for k, v in found.items()}
+        # An item's rows are inserted in one call, so its first row stands for
+        # all of them; a duplicate is reported by that first row's id.
+        rows = self.store.query(self.demo, in_list("id", keys), ["id"])
+        return {row["id"]: [row["id"]] for row in rows}
 
     def _encode_and_insert(self, fresh: list[tuple[Outcome, str, list[Entry]]]) -> None:
         if not fresh:
@@ -260,11 +264,6 @@ class Ingestor:
         if not np.isfinite(vectors).all():
             raise ValueError("encoder returned NaN or infinite values")
         return vectors
-
-
-def _row_order(row_id: str) -> tuple[int, str]:
-    tail = row_id.rpartition("-")[2]
-    return (int(tail), row_id) if "-" in row_id and tail.isdigit() else (-1, row_id)
 
 
 # -- archives -------------------------------------------------------------------
