@@ -1,0 +1,295 @@
+"""Molecular similarity demo: exact Tanimoto top-k over RDKit fingerprints.
+
+Milvus Lite 3.x has no binary vectors, so fingerprints are stored as 0/1 float
+vectors searched by inner product (IP = number of shared bits, exact with a
+FLAT index). Tanimoto(q, x) = c / (a + b - c) with c shared bits and a, b the
+bit counts, and it is at most c / a for any x. So after fetching the N rows
+with the most shared bits, no row left out can beat c_N / a: once the k-th
+best Tanimoto among the fetched rows reaches that bound, the top k is exact;
+otherwise fetch more. tests/test_molecule_search.py checks the result against
+RDKit's BulkTanimotoSimilarity over the whole set.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rdkit
+from pydantic import BaseModel, ConfigDict, Field as PydanticField, model_validator
+from rdkit import Chem
+
+from vectorfair import Demo, DemoOptions, Entry, Field, ItemError, QueryError, hookimpl
+from vectorfair.expr import all_of
+
+from .chem import ChemError, FingerprintKind, Molecule, depict, fingerprint_generator, parse_pattern, parse_smiles, properties
+
+log = logging.getLogger(__name__)
+SAMPLE = Path(rdkit.__file__).parent / "Data" / "Pains" / "test_data" / "wehi_mols.csv"
+# Milvus refuses larger limits; collections beyond it get the exact answer
+# only while the bound is met within this many rows (logged otherwise).
+MAX_FETCH = 16384
+
+
+class MoleculeOptions(DemoOptions):
+    fingerprint: FingerprintKind = "morgan"
+    radius: int = PydanticField(2, ge=1, le=6)
+    n_bits: int = PydanticField(2048, ge=64, le=8192)
+    max_smiles_chars: int = PydanticField(1000, ge=10, le=100_000)
+    # Structure drawings of the hits, with the query's common substructure
+    # (or the substructure filter) highlighted; spent only within this budget.
+    depict_hits: bool = True
+    depict_budget_s: float = PydanticField(2.0, ge=0.0, le=30.0)
+    sample_limit: int | None = PydanticField(None, ge=1)
+
+
+class MoleculeFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    substructure: str | None = PydanticField(None, max_length=500, description="SMARTS or SMILES every hit must contain")
+    mw_min: float | None = PydanticField(None, ge=0)
+    mw_max: float | None = PydanticField(None, ge=0)
+    logp_min: float | None = None
+    logp_max: float | None = None
+
+    @model_validator(mode="after")
+    def ranges_are_ordered(self):
+        for low, high in (("mw_min", "mw_max"), ("logp_min", "logp_max")):
+            if getattr(self, low) is not None and getattr(self, high) is not None and getattr(self, low) > getattr(self, high):
+                raise ValueError(f"{low} is greater than {high}")
+        return self
+
+
+class MoleculeSearch(Demo):
+    name = "molecule_search"
+    title = "Molecular similarity"
+    description = "Find molecules similar to a SMILES by exact Tanimoto similarity of Morgan fingerprints (RDKit)."
+    inputs = ("smiles",)
+    accepts = (".smi", ".smiles", ".csv", ".sdf")
+    accepts_records = True
+    fields = (
+        Field("smiles", "str", max_length=4096),
+        Field("name", "str", max_length=256),
+        Field("formula", "str", max_length=128),
+        Field("mw", "float", filterable=True),
+        Field("logp", "float", filterable=True),
+        Field("bits", "int"),
+    )
+    metric = "IP"
+    # Exactness needs exact inner products: FLAT only, on every backend.
+    index_preferences = ("FLAT",)
+    Options = MoleculeOptions
+    Filter = MoleculeFilter
+    sample_query = "CC(=O)Nc1ccc(O)cc1"
+
+    def __init__(self, options=None):
+        super().__init__(options)
+        self._generator = fingerprint_generator(self.options.fingerprint, self.options.radius, self.options.n_bits)
+
+    @property
+    def dim(self) -> int:
+        return self.options.n_bits
+
+    # -- molecules -------------------------------------------------------------
+    def molecule(self, smiles: Any) -> Molecule:
+        if not isinstance(smiles, str) or not smiles.strip():
+            raise ChemError("missing SMILES")
+        smiles = smiles.strip()
+        if len(smiles) > self.options.max_smiles_chars:
+            raise ChemError(f"the SMILES is longer than {self.options.max_smiles_chars} characters")
+        return self._parsed(smiles)
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one demo instance per process
+    def _parsed(self, smiles: str) -> Molecule:
+        # Cached: ingest parses each record twice (identity, then parse_record).
+        mol = parse_smiles(smiles)
+        bits = self._generator.GetFingerprintAsNumPy(mol).astype(np.uint8)
+        return Molecule(Chem.MolToSmiles(mol), mol, bits)
+
+    def encode(self, payloads: list[Molecule]) -> np.ndarray:
+        return np.stack([p.bits for p in payloads]).astype(np.float32)
+
+    # -- ingest ------------------------------------------------------------------
+    def identity(self, source) -> str | None:
+        # Same canonical SMILES = same molecule, whatever the name or spelling.
+        if isinstance(source, dict):
+            return self.molecule(source.get("smiles")).smiles
+        return None
+
+    def split_upload(self, upload) -> list[tuple[str, Any]]:
+        if upload.suffix == ".sdf":
+            return list(_sdf_records(upload.data))
+        try:
+            text = upload.data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ItemError("the file is not UTF-8 text; save it as UTF-8") from None
+        if upload.suffix == ".csv":
+            return list(_csv_records(text))
+        if upload.suffix in (".smi", ".smiles"):
+            return list(_smi_records(text))
+        return None
+
+    def parse_record(self, record: dict[str, Any]) -> Iterator[Entry]:
+        try:
+            molecule = self.molecule(record.get("smiles"))
+        except ChemError as exc:
+            raise ItemError(str(exc)) from None
+        name = str(record.get("name") or record.get("id") or "").strip()[:256]
+        yield Entry(
+            payload=molecule, title=name or molecule.smiles,
+            fields={"smiles": molecule.smiles, "name": name, "bits": molecule.bit_count, **properties(molecule.mol)},
+        )
+
+    def sample_items(self) -> Iterator[dict[str, Any]]:
+        with open(SAMPLE, newline="") as fh:
+            for n, row in enumerate(csv.reader(fh)):
+                if self.options.sample_limit is not None and n >= self.options.sample_limit:
+                    return
+                if row:
+                    yield {"smiles": row[0], "name": row[1] if len(row) > 1 else ""}
+
+    # -- search ------------------------------------------------------------------
+    def parse_query_text(self, text: str) -> Molecule:
+        try:
+            return self.molecule(text)
+        except ChemError as exc:
+            raise QueryError(str(exc)) from None
+
+    def filter_expression(self, filter: MoleculeFilter) -> str:
+        parts = []
+        for field, low, high in (("mw", filter.mw_min, filter.mw_max), ("logp", filter.logp_min, filter.logp_max)):
+            if low is not None:
+                parts.append(f"{field} >= {float(low)!r}")
+            if high is not None:
+                parts.append(f"{field} <= {float(high)!r}")
+        return all_of(*parts)
+
+    def search(self, nearest, payload: Molecule, top_k: int, filter: MoleculeFilter | None):
+        pattern = None
+        if filter is not None and filter.substructure:
+            try:
+                pattern = parse_pattern(filter.substructure)
+            except ChemError as exc:
+                raise QueryError(str(exc)) from None
+        a = payload.bit_count
+        if a == 0:
+            raise QueryError("this molecule sets no fingerprint bits; try a larger molecule")
+        vector = self.encode([payload])[0]
+        limit = max(8 * top_k, 100)
+        while True:
+            rows = nearest(vector, limit)
+            # No row left out shares more bits than the last one fetched.
+            bound = rows[-1].score / a if rows else 0.0
+            hits = []
+            for hit in rows:
+                shared = round(hit.score)
+                b = int(hit.fields["bits"])
+                hit.score = shared / (a + b - shared) if a + b - shared else 0.0
+                if pattern is None or _contains(hit.fields["smiles"], pattern):
+                    hits.append(hit)
+            hits.sort(key=lambda h: (-h.score, h.id))
+            if len(rows) < limit:
+                break  # every row that passes the filter was fetched
+            if len(hits) >= top_k and hits[top_k - 1].score >= bound:
+                break
+            if limit >= MAX_FETCH:
+                log.warning("molecule search stopped at %d rows; the top %d may not be exact", limit, top_k)
+                break
+            limit = min(limit * 4, MAX_FETCH)
+        hits = hits[:top_k]
+        self._depict(hits, payload, pattern)
+        return hits
+
+    def _depict(self, hits, query: Molecule, pattern) -> None:
+        if not self.options.depict_hits:
+            return
+        deadline = time.monotonic() + self.options.depict_budget_s
+        for hit in hits:
+            left = deadline - time.monotonic()
+            mol = Chem.MolFromSmiles(hit.fields["smiles"])
+            if mol is None:
+                continue
+            hit.fields["svg"] = depict(mol, highlight=pattern, reference=query.mol,
+                                       mcs_timeout=1.0 if left > 1.0 else 0.0)
+
+
+def _contains(smiles: str, pattern) -> bool:
+    mol = Chem.MolFromSmiles(smiles)
+    return mol is not None and mol.HasSubstructMatch(pattern)
+
+
+def _smi_records(text: str) -> Iterator[tuple[str, Any]]:
+    for number, line in enumerate(text.splitlines(), 1):
+        parts = line.split(None, 1)
+        if not parts or parts[0].startswith("#") or (number == 1 and parts[0].lower() == "smiles"):
+            continue
+        yield f"line {number}", {"smiles": parts[0], "name": parts[1].strip() if len(parts) > 1 else ""}
+
+
+def _csv_records(text: str) -> Iterator[tuple[str, Any]]:
+    rows = csv.reader(io.StringIO(text))
+    header = next(rows, None)
+    if header is None:
+        return
+    columns = [c.strip().lower() for c in header]
+    if "smiles" in columns:
+        smiles_at = columns.index("smiles")
+        name_at = next((columns.index(c) for c in ("name", "id", "title") if c in columns), None)
+        first = 2
+    else:  # no header: SMILES first, name second (the RDKit sample's layout)
+        smiles_at, name_at, first = 0, 1, 1
+        rows = iter([header, *rows])
+    for number, row in enumerate(rows, first):
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        smiles = row[smiles_at] if smiles_at < len(row) else ""
+        name = row[name_at] if name_at is not None and name_at < len(row) else ""
+        yield f"line {number}", {"smiles": smiles, "name": name}
+
+
+def _sdf_records(data: bytes) -> Iterator[tuple[str, Any]]:
+    supplier = Chem.ForwardSDMolSupplier(io.BytesIO(data), sanitize=True)
+    for number, mol in enumerate(supplier, 1):
+        if mol is None:
+            yield f"record {number}", ItemError("this SDF record could not be read by RDKit")
+            continue
+        name = mol.GetProp("_Name") if mol.HasProp("_Name") else ""
+        yield f"record {number}", {"smiles": Chem.MolToSmiles(mol), "name": name}
+
+
+@hookimpl
+def register_demos():
+    return [MoleculeSearch]
+
+
+@hookimpl
+def register_routes(demos):
+    if "molecule_search" not in demos:
+        return []
+    from fastapi import APIRouter, HTTPException, Query
+    from fastapi.responses import Response
+
+    demo = demos["molecule_search"]
+    router = APIRouter(prefix="/api/demos/molecule_search", tags=["molecule_search"])
+
+    @router.get("/depict.svg", response_class=Response, responses={200: {"content": {"image/svg+xml": {}}}, 422: {}})
+    def depict_smiles(
+        smiles: str = Query(..., max_length=demo.options.max_smiles_chars, description="the molecule to draw"),
+        highlight: str | None = Query(None, max_length=500, description="SMARTS or SMILES to highlight"),
+    ):
+        """A 2D drawing of a SMILES (for live previews), optionally highlighting a substructure."""
+        try:
+            molecule = demo.molecule(smiles)
+            pattern = parse_pattern(highlight) if highlight else None
+        except ChemError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return Response(depict(molecule.mol, highlight=pattern), media_type="image/svg+xml",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+    return [router]
