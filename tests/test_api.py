@@ -389,3 +389,9 @@ def test_demo_identity_decides_what_is_the_same_item(client):
     first = add(client, "Apple Pie")
     r = client.post("/api/demos/fake/items", json={"records": [{"text": "  apple pie ", "tag": "other"}]})
     assert r.status_code == 201 and r.json()["duplicates"] == first and count(client) == 1
+
+
+def test_encoder_pass_can_add_fields(client):
+    [auto, plain] = add(client, "auto tagged", "plain text", tag="given")
+    assert client.get(f"/api/demos/fake/items/{auto}").json()["fields"]["tag"] == "encoded"
+    assert client.get(f"/api/demos/fake/items/{plain}").json()["fields"]["tag"] == "given"

@@ -134,6 +134,12 @@ class Demo:
         """Vectors for a batch of payloads, shape (len(payloads), dim)."""
         raise NotImplementedError
 
+    def encode_with_fields(self, payloads: list[Any]) -> tuple[np.ndarray, list[dict[str, Any]] | None]:
+        """For ingest: the vectors plus, per payload, fields that come out of
+        the same model pass (an image's predicted labels, say). Default: no
+        extra fields."""
+        return self.encode(payloads), None
+
     def warm_up(self) -> None:
         """Load the model now rather than on the first request."""
 

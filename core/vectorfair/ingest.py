@@ -203,7 +203,7 @@ class Ingestor:
             return
         payloads = [entry.payload for _, _, entries in fresh for entry in entries]
         try:
-            vectors = self._encode(payloads)
+            vectors, extra_fields = self._encode(payloads)
         except StoreUnavailable:
             raise
         except Exception:
@@ -224,6 +224,7 @@ class Ingestor:
             for row_id, entry in zip(ids, entries):
                 rows.append({
                     **entry.fields,
+                    **(extra_fields[position] if extra_fields else {}),
                     "id": row_id,
                     "vector": vectors[position],
                     "title": entry.title,
@@ -258,12 +259,15 @@ class Ingestor:
     def _encode(self, payloads: list[Any]):
         import numpy as np
 
-        vectors = np.asarray(self.demo.encode(payloads), dtype=np.float32)
+        vectors, extra_fields = self.demo.encode_with_fields(payloads)
+        vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.shape != (len(payloads), self.demo.dim):
             raise ValueError(f"encoder returned shape {vectors.shape}, expected ({len(payloads)}, {self.demo.dim})")
         if not np.isfinite(vectors).all():
             raise ValueError("encoder returned NaN or infinite values")
-        return vectors
+        if extra_fields is not None and len(extra_fields) != len(payloads):
+            raise ValueError(f"encoder returned {len(extra_fields)} field sets for {len(payloads)} payloads")
+        return vectors, extra_fields
 
 
 # -- archives -------------------------------------------------------------------

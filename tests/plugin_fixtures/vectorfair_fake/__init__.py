@@ -62,6 +62,11 @@ class FakeDemo(Demo):
             raise RuntimeError("the fake encoder refuses 'poison'")
         return np.stack([embed(p, self.dim) for p in payloads])
 
+    def encode_with_fields(self, payloads):
+        # Records tagged "auto" get their tag from the encoder pass.
+        vectors = self.encode(payloads)
+        return vectors, [{"tag": "encoded"} if p.startswith("auto ") else {} for p in payloads]
+
     def parse_upload(self, upload):
         if upload.suffix == ".json":
             try:
