@@ -67,6 +67,13 @@ class Upload:
     data: bytes
     content_type: str | None = None
 
+    def text(self) -> str:
+        """The file as UTF-8 text (a byte-order mark is dropped)."""
+        try:
+            return self.data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ItemError("the file is not UTF-8 text; save it as UTF-8") from None
+
     @property
     def suffix(self) -> str:
         dot = self.name.rfind(".")

@@ -8,12 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import skimage
-from fastapi.testclient import TestClient
 from PIL import Image, ImageEnhance
 
-from vectorfair.api import create_app
-from vectorfair.settings import load_settings
-from vectorfair.testing import write_config
+from vectorfair.testing import sample_loaded_client
 from vectorfair_image_search import SAMPLE_IMAGES
 
 pytestmark = pytest.mark.slow
@@ -22,12 +19,8 @@ SAMPLES = Path(skimage.__file__).parent / "data"
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    config = write_config(tmp_path_factory.mktemp("img"), "[demos.image_search]\nload_sample_on_start = false\n",
-                          plugins="image_search")
-    with TestClient(create_app(load_settings(config))) as test_client:
-        job_id = test_client.post("/api/demos/image_search/jobs", json={"sample": True}).json()["job_id"]
-        while (job := test_client.get(f"/api/jobs/{job_id}").json())["state"] in ("queued", "running"):
-            time.sleep(0.2)
+    with sample_loaded_client(tmp_path_factory.mktemp("img"), "image_search") as test_client:
+        job = test_client.sample_job
         assert job["state"] == "succeeded" and job["failed"] == 0 and job["done"] == len(SAMPLE_IMAGES), job
         yield test_client
 

@@ -8,13 +8,10 @@ from pathlib import Path
 
 import pytest
 import rdkit
-from fastapi.testclient import TestClient
 from rdkit import Chem, DataStructs
 from rdkit.Chem import Descriptors, rdFingerprintGenerator
 
-from vectorfair.api import create_app
-from vectorfair.settings import load_settings
-from vectorfair.testing import write_config
+from vectorfair.testing import sample_loaded_client
 
 pytestmark = pytest.mark.slow
 RDKIT_DATA = Path(rdkit.__file__).parent / "Data"
@@ -37,13 +34,9 @@ def reference_set():
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    config = write_config(tmp_path_factory.mktemp("mol"), "[demos.molecule_search]\nload_sample_on_start = false\n",
-                          plugins="molecule_search")
-    with TestClient(create_app(load_settings(config))) as test_client:
-        started = time.perf_counter()
-        job_id = test_client.post("/api/demos/molecule_search/jobs", json={"sample": True}).json()["job_id"]
-        while (job := test_client.get(f"/api/jobs/{job_id}").json())["state"] in ("queued", "running"):
-            time.sleep(0.5)
+    started = time.perf_counter()
+    with sample_loaded_client(tmp_path_factory.mktemp("mol"), "molecule_search") as test_client:
+        job = test_client.sample_job
         LOAD.update(job=job, seconds=time.perf_counter() - started)
         print(f"\nsample load: {job['done']} molecules in {LOAD['seconds']:.1f} s")
         assert job["state"] == "succeeded" and job["failed"] == 0, job

@@ -125,10 +125,7 @@ class MoleculeSearch(Demo):
     def split_upload(self, upload) -> list[tuple[str, Any]]:
         if upload.suffix == ".sdf":
             return list(_sdf_records(upload.data))
-        try:
-            text = upload.data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise ItemError("the file is not UTF-8 text; save it as UTF-8") from None
+        text = upload.text()
         if upload.suffix == ".csv":
             return list(_csv_records(text))
         if upload.suffix in (".smi", ".smiles"):

@@ -1,15 +1,10 @@
 """The QA chatbot on its real model (all-MiniLM-L6-v2), real Milvus Lite, real HTTP."""
 
 import json
-import time
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
-
-from vectorfair.api import create_app
-from vectorfair.settings import load_settings
-from vectorfair.testing import write_config
+from vectorfair.testing import sample_loaded_client
 
 pytestmark = pytest.mark.slow
 HERE = Path(__file__).parent
@@ -22,14 +17,8 @@ OFF_TOPIC = [
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    config = write_config(tmp_path_factory.mktemp("qa"), "[demos.qa_chatbot]\nload_sample_on_start = false\n",
-                          plugins="qa_chatbot")
-    with TestClient(create_app(load_settings(config))) as test_client:
-        job_id = test_client.post("/api/demos/qa_chatbot/jobs", json={"sample": True}).json()["job_id"]
-        deadline = time.time() + 300
-        while (job := test_client.get(f"/api/jobs/{job_id}").json())["state"] in ("queued", "running"):
-            assert time.time() < deadline
-            time.sleep(0.2)
+    with sample_loaded_client(tmp_path_factory.mktemp("qa"), "qa_chatbot") as test_client:
+        job = test_client.sample_job
         assert job["state"] == "succeeded" and job["failed"] == 0, job
         yield test_client
 

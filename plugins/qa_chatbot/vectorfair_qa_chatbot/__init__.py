@@ -123,10 +123,7 @@ class QAChatbot(Demo):
 
     # -- ingest ------------------------------------------------------------------
     def split_upload(self, upload) -> Iterator[tuple[str, Any]]:
-        try:
-            text = upload.data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise ItemError("the file is not UTF-8 text; save it as UTF-8") from None
+        text = upload.text()
         if upload.suffix == ".jsonl":
             return list(_jsonl_rows(text))
         if upload.suffix in (".csv", ".tsv"):
