@@ -9,10 +9,15 @@ CONFIG    ?= configs/vectorfair.toml
 PLUGIN_DIRS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
 TORCH     := torch==2.13.0
 STAMP     := $(VENV)/.installed
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup run test test-fast bench clean
+.PHONY: setup run test test-fast bench clean chromium
 
 setup: $(STAMP)
+
+# The browser tests drive Debian's Chromium (Playwright never downloads one).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) $(wildcard plugins/*/requirements-nodeps.txt) Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,14 +30,14 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) $(wildcard plugins
 run: setup
 	$(BIN)/vectorfair serve --config $(CONFIG)
 
-test: setup
+test: setup chromium
 	$(BIN)/python -m pytest
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
 
 bench: setup
-	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	$(BIN)/python bench/demos.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

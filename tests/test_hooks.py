@@ -52,3 +52,9 @@ def test_hook_tracing(settings, monkeypatch, capsys):
 
     discover(settings)
     assert "register_demos" in capsys.readouterr().err
+
+
+def test_hook_extra_static(client):
+    r = client.get("/static/plugins/fake/fake.css")
+    assert r.status_code == 200 and ".fake-result" in r.text
+    assert client.get("/static/plugins/fake/%2e%2e/__init__.py").status_code == 404

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import anyio
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from sse_starlette.sse import EventSourceResponse
 from starlette.datastructures import UploadFile
@@ -27,6 +27,7 @@ from .demo import Demo, Hit, ItemError, QueryError, Upload
 from .ingest import ArchiveError, Ingestor, archive_kind, list_archive
 from .jobs import TERMINAL
 from .runtime import DemoNotReady, Platform, media_url
+from .web import mount_web
 from .settings import Settings
 from .store import PUBLIC_TENANT, StoreUnavailable
 
@@ -169,6 +170,8 @@ def create_app(settings: Settings | None = None, extra_plugins=(), platform: Pla
         for router in routers or []:
             app.include_router(router)
     app.include_router(_unknown_demo_router(platform))
+    extra = [pair for pairs in platform.hook.extra_static(demos=platform.demos) for pair in (pairs or [])]
+    mount_web(app, platform, extra)
     return app
 
 
@@ -284,10 +287,6 @@ def bad_request(status: int, detail: str) -> HTTPException:
 # -- platform routes ----------------------------------------------------------------
 def _platform_router(platform: Platform) -> APIRouter:
     router = APIRouter(tags=["platform"])
-
-    @router.get("/", include_in_schema=False)
-    async def home():
-        return RedirectResponse("/docs")
 
     @router.get("/healthz")
     async def healthz() -> dict[str, str]:

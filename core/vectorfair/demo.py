@@ -128,6 +128,9 @@ class Demo:
     # A pydantic model of the filters a search takes, or None for no filters.
     Filter: ClassVar[type[BaseModel] | None] = None
     sample_query: ClassVar[str | None] = None
+    # URL of an image that previews a typed query, "{query}" standing for it
+    # (the molecule demo draws the SMILES as you type).
+    query_preview: ClassVar[str | None] = None
 
     def __init__(self, options: DemoOptions | None = None):
         self.options = options if options is not None else self.Options()

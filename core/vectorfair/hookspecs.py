@@ -24,3 +24,8 @@ def register_routes(app, demos):
 @hookspec
 def startup(app, demos):
     """Called once the app has started; may return an awaitable, which is awaited."""
+
+
+@hookspec
+def extra_static(demos):
+    """Return (name, directory) pairs served at /static/plugins/<name>/ for a plugin's own assets."""

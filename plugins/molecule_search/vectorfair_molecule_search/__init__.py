@@ -87,6 +87,7 @@ class MoleculeSearch(Demo):
     Options = MoleculeOptions
     Filter = MoleculeFilter
     sample_query = "CC(=O)Nc1ccc(O)cc1"
+    query_preview = "/api/demos/molecule_search/depict.svg?smiles={query}"
 
     def __init__(self, options=None):
         super().__init__(options)

@@ -139,3 +139,10 @@ def register_routes(demos):
         return sorted(demos)
 
     return [router]
+
+
+@hookimpl
+def extra_static():
+    from pathlib import Path
+
+    return [("fake", Path(__file__).parent / "static")]
