@@ -144,3 +144,20 @@ def test_phone_layout(browser, base):
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     page.screenshot(path=SHOTS / "home_phone.png", full_page=True)
     context.close()
+
+
+def test_a_plugin_draws_its_own_results(browser, tmp_path):
+    """The fake plugin's result_script (served by extra_static) renders its hits."""
+    from .live import FIXTURES
+
+    config = write_config(tmp_path, "[demos.fake]\nsample_size = 8\n", plugins="fake")
+    app, url = start_app(config, free_port(), tmp_path / "app.log", env={"PYTHONPATH": str(FIXTURES)})
+    try:
+        wait_for(lambda: httpx.get(f"{url}/api/demos").json()[0]["count"] == 8, 60, what="fake sample")
+        page = browser.new_page()
+        page.goto(url + "/demos/fake?q=apple")
+        page.wait_for_selector(".hit.fake-result .fake-marker")
+        assert page.locator(".fake-marker").first.inner_text() == "fake renderer: sample"
+        page.close()
+    finally:
+        app.kill()

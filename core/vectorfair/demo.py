@@ -131,6 +131,9 @@ class Demo:
     # URL of an image that previews a typed query, "{query}" standing for it
     # (the molecule demo draws the SMILES as you type).
     query_preview: ClassVar[str | None] = None
+    # A script (served through the extra_static hook) that draws this demo's
+    # hits itself: it calls vectorfair.renderHit("<demo name>", hit => Node).
+    result_script: ClassVar[str | None] = None
 
     def __init__(self, options: DemoOptions | None = None):
         self.options = options if options is not None else self.Options()

@@ -39,7 +39,7 @@ def mount_web(app, platform: Platform, extra_static: list[tuple[str, Path]]) -> 
             "accept": ",".join(ACCEPT.get(kind, "*/*") for kind in demo.inputs if kind in ACCEPT),
             "sample_query": demo.sample_query, "query_preview": demo.query_preview,
             "filters": demo.Filter.model_json_schema() if demo.Filter else None,
-            "accepts": list(demo.accepts),
+            "accepts": list(demo.accepts), "result_script": demo.result_script,
         }
         return templates.TemplateResponse(request, "demo.html", {
             "demo": demo, "demos": list(platform.demos.values()),

@@ -36,6 +36,11 @@ const vectorfair = (() => {
     box.hidden = !message;
   }
 
+  // Plugins that draw their own hits register here (Demo.result_script).
+  const renderers = {};
+  const renderHit = (demo, render) => { renderers[demo] = render; };
+  let currentDemo = null;
+
   // -- home -----------------------------------------------------------------
   async function home() {
     const refresh = async () => {
@@ -54,6 +59,7 @@ const vectorfair = (() => {
 
   // -- demo page ------------------------------------------------------------
   function demoPage(page) {
+    currentDemo = page.name;
     const form = $("#search");
     const area = $("#query-area");
     const params = new URLSearchParams(location.search);
@@ -184,7 +190,8 @@ const vectorfair = (() => {
       results.append(el("p", {class: "empty", text: "No results. Try another query, or remove filters."}));
       return;
     }
-    for (const hit of body.hits) results.append(hitCard(hit));
+    const draw = renderers[currentDemo] || hitCard;
+    for (const hit of body.hits) results.append(draw(hit, {el, hitCard}));
     results.append(el("p", {class: "meta", text: `${body.hits.length} results in ${body.took_ms} ms`}));
   }
 
@@ -248,5 +255,5 @@ const vectorfair = (() => {
     events.onerror = () => { if (progress.dataset.finished !== "true") status.textContent += " (connection lost; reload to see the job)"; events.close(); };
   }
 
-  return {home, demoPage};
+  return {home, demoPage, renderHit};
 })();

@@ -49,6 +49,7 @@ class FakeDemo(Demo):
     Options = FakeOptions
     Filter = FakeFilter
     sample_query = "apple banana"
+    result_script = "/static/plugins/fake/render.js"
 
     @property
     def dim(self):
