@@ -227,6 +227,27 @@ def test_archive_job_with_one_bad_item(client, packer, suffix):
     assert job["duplicates"] == 41 and count(client) == 41
 
 
+def test_one_long_file_loads_as_a_job_with_progress_inside_it(client):
+    text = "\n---\n".join(f"part{i} long document" for i in range(25)).encode()
+    r = client.post("/api/demos/fake/jobs", files={"file": ("dir/../long.txt", text)})
+    assert r.status_code == 202, r.text
+    job = wait_job(client, r.json()["job_id"])
+    assert job["state"] == "succeeded" and job["label"] == "long.txt" and (job["total"], job["done"]) == (1, 1)
+    assert job["step"] == {"item": "long.txt", "done": 25, "total": 25, "unit": "parts"}
+    assert count(client) == 25
+    assert client.get(f"/api/demos/fake/items/{client.post('/api/demos/fake/search', json={'query': 'part3'}).json()['hits'][0]['id']}").json()["item"]
+    assert not any(client.app.state.platform.uploads_dir.iterdir()), "the kept upload is removed once stored"
+
+
+@pytest.mark.parametrize("upload,status,words", [
+    (("movie.exe", b"MZ..."), 415, [".exe", ".txt"]),
+    (("empty.txt", b""), 422, ["empty"]),
+])
+def test_a_long_file_job_refuses_what_the_demo_cannot_take(client, upload, status, words):
+    assert_error(client.post("/api/demos/fake/jobs", files={"file": upload}), status, *words)
+    assert client.get("/api/jobs").json() == []
+
+
 def test_job_events_stream_progress_then_end(client):
     job_id = client.post("/api/demos/fake/jobs", json={"sample": True}).json()["job_id"]
     events = []

@@ -2,8 +2,10 @@
 
 from .demo import Demo, DemoOptions, Entry, Field, Hit, ItemError, Media, QueryError, Upload
 from .hookspecs import hookimpl
+from .progress import report_progress
 
 __all__ = [
     "Demo", "DemoOptions", "Entry", "Field", "Hit", "ItemError", "Media", "QueryError", "Upload", "hookimpl",
+    "report_progress",
 ]
 __version__ = "0.1.0"

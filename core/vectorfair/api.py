@@ -93,6 +93,8 @@ class JobOut(BaseModel):
     created: float
     updated: float
     resumed: int
+    step: dict[str, Any] | None = Field(
+        None, description="progress inside the item being processed: item, done, total, unit (e.g. frames)")
 
 
 class HitOut(BaseModel):
@@ -102,6 +104,7 @@ class HitOut(BaseModel):
     media_url: str | None
     thumbnail_url: str | None
     fields: dict[str, Any]
+    item: str = Field("", description="the stored item the hit belongs to (one item may be stored as many rows)")
 
 
 class SearchResult(BaseModel):
@@ -525,12 +528,17 @@ def _demo_router(platform: Platform, demo: Demo) -> APIRouter:
                 raise bad_request(422, 'send {"sample": true} to load the sample data, or upload an archive')
             job = platform.jobs.submit(name, "sample", label="sample data")
         else:
-            form = await _form(request, 'multipart/form-data with an `archive` field, or JSON {"sample": true}')
-            archive = form.get("archive")
-            if not isinstance(archive, UploadFile):
-                raise bad_request(422, "send the archive (zip or tar) as a multipart file field named `archive`")
-            stored = await _save_archive(platform, archive)
-            job = platform.jobs.submit(name, f"archive:{stored.name}", label=archive.filename or "archive")
+            form = await _form(request, 'multipart/form-data with an `archive` or `file` field, or JSON {"sample": true}')
+            archive, single = form.get("archive"), form.get("file")
+            if isinstance(archive, UploadFile):
+                stored = await _save_archive(platform, archive)
+                job = platform.jobs.submit(name, f"archive:{stored.name}", label=archive.filename or "archive")
+            elif isinstance(single, UploadFile) and demo.accepts:
+                stored = await _save_single(platform, single, demo, limits)
+                job = platform.jobs.submit(name, f"file:{stored.name}", label=_safe_name(single.filename))
+            else:
+                raise bad_request(422, "send a zip or tar as a multipart file field named `archive`"
+                                  + (f", or one long file ({', '.join(demo.accepts)}) as `file`" if demo.accepts else ""))
         return JSONResponse(
             {"job_id": job.id, "status_url": f"/api/jobs/{job.id}", "events_url": f"/api/jobs/{job.id}/events"},
             status_code=202, headers={"Location": f"/api/jobs/{job.id}"},
@@ -539,11 +547,13 @@ def _demo_router(platform: Platform, demo: Demo) -> APIRouter:
     router.add_api_route(
         "/jobs", create_job, methods=["POST"], status_code=202, response_model=JobCreated, responses=ERRORS,
         summary=f"Bulk-load {demo.title}",
-        description="Loads an archive (zip or tar of items) or the demo's sample data in the background. "
+        description="Loads an archive (zip or tar of items), one long file, or the demo's sample data in the background. "
         "Follow it with GET /api/jobs/{job_id} or its server-sent events.",
         openapi_extra={"requestBody": {"required": True, "content": {
-            "multipart/form-data": {"schema": {"type": "object", "required": ["archive"], "properties": {
-                "archive": {"type": "string", "format": "binary", "description": "zip, tar, tar.gz, tar.bz2 or tar.xz"}}}},
+            "multipart/form-data": {"schema": {"type": "object", "properties": {
+                "archive": {"type": "string", "format": "binary", "description": "zip, tar, tar.gz, tar.bz2 or tar.xz"},
+                "file": {"type": "string", "format": "binary",
+                         "description": "or one file that takes long to process (a video, a recording)"}}}},
             "application/json": {"schema": {"type": "object", "required": ["sample"], "properties": {
                 "sample": {"type": "boolean", "enum": [True]}}}},
         }}},
@@ -689,6 +699,29 @@ async def _save_archive(platform: Platform, archive: UploadFile) -> Path:
     except ArchiveError as exc:
         target.unlink(missing_ok=True)
         raise bad_request(422, str(exc)) from None
+    return target
+
+
+async def _save_single(platform: Platform, upload: UploadFile, demo: Demo, limits) -> Path:
+    """Keep one uploaded file until its job succeeds; refused early when the
+    demo cannot take its suffix or it is over the per-file limit."""
+    filename = _safe_name(upload.filename)
+    suffix = Upload(filename, b"").suffix
+    if suffix not in demo.accepts:
+        raise bad_request(415, f"{suffix or 'a file without a suffix'} is not accepted; {demo.title} takes {', '.join(demo.accepts)}")
+    target = platform.uploads_dir / f"{uuid.uuid4().hex}__{filename}"
+    size = 0
+    with open(target, "wb") as out:
+        while chunk := await upload.read(1 << 20):
+            size += len(chunk)
+            if size > limits.max_member_bytes:
+                out.close()
+                target.unlink(missing_ok=True)
+                raise bad_request(413, f"the file is over the limit of {limits.max_member_bytes} bytes for one file")
+            out.write(chunk)
+    if size == 0:
+        target.unlink(missing_ok=True)
+        raise bad_request(422, "the file is empty")
     return target
 
 

@@ -105,6 +105,9 @@ class Hit:
     fields: dict[str, Any]
     media_url: str | None = None
     thumbnail_url: str | None = None
+    # The stored item this row belongs to: an item (a song, a video) may be
+    # stored as many rows, and a demo may group its hits by it.
+    item: str = ""
 
 
 class Demo:

@@ -21,6 +21,7 @@ from typing import Any
 from .demo import Demo, Entry, ItemError, Upload
 from .expr import in_list
 from .media import MediaStore
+from .progress import reporting_to
 from .settings import LimitSettings
 from .store import PUBLIC_TENANT, Store, StoreUnavailable
 
@@ -73,6 +74,7 @@ class Ingestor:
         self.media = media
         self.batch_size = max(1, batch_size)
         self.tenant = tenant
+        self._on_step: Callable[[str, int, int | None, str], None] | None = None
 
     def run(
         self,
@@ -80,8 +82,11 @@ class Ingestor:
         on_outcome: Callable[[Outcome], None] = lambda outcome: None,
         should_stop: Callable[[], bool] = lambda: False,
         on_split: Callable[[int], None] = lambda extra: None,
+        on_step: Callable[[str, int, int | None, str], None] | None = None,
     ) -> list[Outcome]:
-        """Store `sources`; `on_split(n)` says a file became n more items than one."""
+        """Store `sources`; `on_split(n)` says a file became n more items than one,
+        `on_step(name, done, total, unit)` relays a demo's progress inside one item."""
+        self._on_step = on_step
         outcomes: list[Outcome] = []
         chunk: list[tuple[str, Source]] = []
         seen: dict[str, Outcome] = {}
@@ -150,7 +155,8 @@ class Ingestor:
             seen[key] = outcome
             outcomes.append(outcome)
             try:
-                entries = list(self._parse(source))
+                with reporting_to(self._step_reporter(name)):
+                    entries = list(self._parse(source))
                 if not entries:
                     raise ItemError("nothing usable in this item")
             except ItemError as exc:
@@ -165,6 +171,12 @@ class Ingestor:
         for repeat, first in repeats:
             repeat.ids, repeat.error = list(first.ids), first.error
         return outcomes
+
+    def _step_reporter(self, name: str):
+        on_step = self._on_step
+        if on_step is None:
+            return None
+        return lambda done, total, unit: on_step(name, done, total, unit)
 
     def _identity(self, source: Source) -> str | None:
         if isinstance(source, RejectedUpload):

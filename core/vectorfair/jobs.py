@@ -35,7 +35,8 @@ WAITING = "waiting for Milvus"
 class Job:
     id: str
     demo: str
-    source: str  # "sample" or "archive:<file name in the uploads directory>"
+    # "sample", or "archive:<file>" / "file:<file>" for an upload kept in the uploads directory
+    source: str
     label: str = ""
     state: str = "queued"
     total: int | None = None
@@ -47,14 +48,23 @@ class Job:
     created: float = dataclasses.field(default_factory=time.time)
     updated: float = dataclasses.field(default_factory=time.time)
     resumed: int = 0
+    # Progress inside the item being processed, for items that take long
+    # (a video's frames): {"item", "done", "total", "unit"}.
+    step: dict[str, Any] | None = None
     version: int = 0
+
+    @property
+    def upload_file(self) -> str | None:
+        """The kept upload's file name in the uploads directory, if any."""
+        kind, _, name = self.source.partition(":")
+        return name if kind in ("archive", "file") and name else None
 
     def public(self) -> dict[str, Any]:
         return {
             "job_id": self.id, "demo": self.demo, "label": self.label, "state": self.state,
             "total": self.total, "done": self.done, "failed": self.failed, "duplicates": self.duplicates,
             "errors": self.errors, "message": self.message, "created": self.created,
-            "updated": self.updated, "resumed": self.resumed,
+            "updated": self.updated, "resumed": self.resumed, "step": self.step,
         }
 
 
@@ -137,7 +147,7 @@ class JobRunner:
     def _source_exists(self, job: Job) -> bool:
         if job.source == "sample":
             return True
-        return (self.uploads_dir / job.source.removeprefix("archive:")).is_file()
+        return job.upload_file is not None and (self.uploads_dir / job.upload_file).is_file()
 
     # -- API ---------------------------------------------------------------------
     def submit(self, demo: str, source: str, label: str = "") -> Job:
@@ -195,7 +205,7 @@ class JobRunner:
         return False
 
     async def _run(self, job: Job) -> None:
-        job.state, job.done, job.failed, job.duplicates, job.errors = "running", 0, 0, 0, []
+        job.state, job.done, job.failed, job.duplicates, job.errors, job.step = "running", 0, 0, 0, [], None
         self._touch(job)
         try:
             await anyio.to_thread.run_sync(self._run_blocking, job, abandon_on_cancel=True)
@@ -212,13 +222,22 @@ class JobRunner:
                 job.message = f"stored {job.done - job.duplicates} new item(s), {job.duplicates} already stored, {job.failed} failed"
         self._cancel.discard(job.id)
         self._touch(job)
-        if job.state == "succeeded" and job.source.startswith("archive:"):
-            (self.uploads_dir / job.source.removeprefix("archive:")).unlink(missing_ok=True)
+        if job.state == "succeeded" and job.upload_file:
+            (self.uploads_dir / job.upload_file).unlink(missing_ok=True)
 
     def _run_blocking(self, job: Job) -> None:
         job.total, sources = self.open_source(job)
         self._touch(job)
         last_save = [0.0]
+
+        def changed() -> None:
+            job.version += 1
+            now = time.monotonic()
+            # Watchers follow `version` in memory; the disk copy only needs to
+            # be close enough to resume from.
+            if now - last_save[0] > 0.5:
+                last_save[0] = now
+                self._touch(job)
 
         def on_outcome(outcome: Outcome) -> None:
             if outcome.error:
@@ -228,16 +247,17 @@ class JobRunner:
             else:
                 job.done += 1
                 job.duplicates += outcome.duplicate
-            job.version += 1
-            now = time.monotonic()
-            if now - last_save[0] > 0.5:
-                last_save[0] = now
-                self._touch(job)
+            changed()
 
         def on_split(extra: int) -> None:
             if job.total is not None:
                 job.total += extra
 
+        def on_step(item: str, done: int, total: int | None, unit: str) -> None:
+            job.step = {"item": item, "done": done, "total": total, "unit": unit}
+            changed()
+
         self.ingestor_for(job.demo).run(
-            sources, on_outcome=on_outcome, should_stop=lambda: job.id in self._cancel, on_split=on_split
+            sources, on_outcome=on_outcome, should_stop=lambda: job.id in self._cancel, on_split=on_split,
+            on_step=on_step,
         )

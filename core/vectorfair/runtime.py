@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from .demo import Demo, Hit
+from .demo import Demo, Hit, Upload
 from .expr import all_of
 from .ingest import Ingestor, Source, iter_archive, list_archive
 from .jobs import Job, JobRunner, JobStore
@@ -125,6 +125,7 @@ class Platform:
             row["id"], score, row.get("title", ""), {f.name: row.get(f.name) for f in demo.fields},
             media_url(demo, row["id"], row.get("media"), "media"),
             media_url(demo, row["id"], row.get("thumb"), "thumbnail"),
+            item=row.get("item", ""),
         )
 
     # -- job sources ---------------------------------------------------------------
@@ -133,8 +134,11 @@ class Platform:
             # Sample sets are small enough to hold, and a known total gives a real progress bar.
             items = list(self.demos[job.demo].sample_items())
             return len(items), items
-        archive = self.uploads_dir / job.source.removeprefix("archive:")
-        return len(list_archive(archive, self.settings.limits)), iter_archive(archive, self.settings.limits)
+        kept = self.uploads_dir / (job.upload_file or "")
+        if job.source.startswith("file:"):
+            # One long file (a video, a recording); its name follows the "__".
+            return 1, [Upload(kept.name.partition("__")[2] or "upload", kept.read_bytes())]
+        return len(list_archive(kept, self.settings.limits)), iter_archive(kept, self.settings.limits)
 
     def submit_sample_jobs(self, only_empty: bool = True) -> list[Job]:
         """Queue the sample load of every demo that wants one and is empty."""

@@ -12,7 +12,7 @@ import time
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from vectorfair import Demo, DemoOptions, Entry, Field, ItemError, Media, QueryError, hookimpl
+from vectorfair import Demo, DemoOptions, Entry, Field, ItemError, Media, QueryError, hookimpl, report_progress
 from vectorfair.expr import quote
 
 CALLS = {"startup": 0, "encode_batches": []}
@@ -79,7 +79,9 @@ class FakeDemo(Demo):
         text = upload.data.decode("utf-8")  # UnicodeDecodeError: a decoder failing on bad input
         if text.startswith("FAIL"):
             raise ItemError("this file asks to fail")
-        for n, part in enumerate(p for p in text.split("\n---\n") if p.strip()):
+        parts = [p for p in text.split("\n---\n") if p.strip()]
+        for n, part in enumerate(parts):
+            report_progress(n + 1, len(parts), "parts")
             yield Entry(payload=part.strip(), title=f"{upload.name}#{n}", fields={"text": part.strip(), "tag": "file"},
                         media=Media(upload.data, "text/plain"))
 
