@@ -248,6 +248,18 @@ def test_a_long_file_job_refuses_what_the_demo_cannot_take(client, upload, statu
     assert client.get("/api/jobs").json() == []
 
 
+def test_entries_that_bring_their_vector_are_stored_without_encoding(client):
+    from vectorfair_fake import CALLS
+
+    CALLS["encode_batches"].clear()
+    r = client.post("/api/demos/fake/items", json={"records": [
+        {"text": "quince precomputed", "precomputed": True}, {"text": "kiwi encoded"}]})
+    assert r.status_code == 201, r.text
+    assert CALLS["encode_batches"] == [1], "only the record without a vector is encoded"
+    hits = client.post("/api/demos/fake/search", json={"query": "quince precomputed"}).json()["hits"]
+    assert hits[0]["title"] == "quince precomputed" and hits[0]["score"] > 0.99
+
+
 def test_job_events_stream_progress_then_end(client):
     job_id = client.post("/api/demos/fake/jobs", json={"sample": True}).json()["job_id"]
     events = []

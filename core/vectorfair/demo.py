@@ -95,6 +95,9 @@ class Entry:
     fields: dict[str, Any] = dataclasses.field(default_factory=dict)
     media: Media | None = None
     thumbnail: Media | None = None
+    # Set when `parse_upload` already ran the model (a long recording encoded
+    # in steps so the job can report progress); the core then stores it as is.
+    vector: np.ndarray | None = None
 
 
 @dataclasses.dataclass

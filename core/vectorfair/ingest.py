@@ -213,9 +213,9 @@ class Ingestor:
     def _encode_and_insert(self, fresh: list[tuple[Outcome, str, list[Entry]]]) -> None:
         if not fresh:
             return
-        payloads = [entry.payload for _, _, entries in fresh for entry in entries]
+        flat = [entry for _, _, entries in fresh for entry in entries]
         try:
-            vectors, extra_fields = self._encode(payloads)
+            vectors, extra_fields = self._encode_entries(flat)
         except StoreUnavailable:
             raise
         except Exception:
@@ -268,15 +268,38 @@ class Ingestor:
                 return
             fresh[0][0].ids, fresh[0][0].error = [], f"could not be stored: {exc}"
 
+    def _encode_entries(self, entries: list[Entry]):
+        import numpy as np
+
+        todo = [i for i, entry in enumerate(entries) if entry.vector is None]
+        if len(todo) == len(entries):
+            return self._encode([entry.payload for entry in entries])
+        vectors = np.zeros((len(entries), self.demo.dim), dtype=np.float32)
+        extra: list[dict[str, Any]] = [{} for _ in entries]
+        for i, entry in enumerate(entries):
+            if entry.vector is not None:
+                vectors[i] = self._checked(np.asarray(entry.vector, dtype=np.float32).reshape(1, -1), 1)[0]
+        if todo:
+            encoded, encoded_extra = self._encode([entries[i].payload for i in todo])
+            vectors[todo] = encoded
+            for n, i in enumerate(todo):
+                extra[i] = encoded_extra[n] if encoded_extra else {}
+        return vectors, extra
+
+    def _checked(self, vectors, count: int):
+        import numpy as np
+
+        if vectors.shape != (count, self.demo.dim):
+            raise ValueError(f"encoder returned shape {vectors.shape}, expected ({count}, {self.demo.dim})")
+        if not np.isfinite(vectors).all():
+            raise ValueError("encoder returned NaN or infinite values")
+        return vectors
+
     def _encode(self, payloads: list[Any]):
         import numpy as np
 
         vectors, extra_fields = self.demo.encode_with_fields(payloads)
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.shape != (len(payloads), self.demo.dim):
-            raise ValueError(f"encoder returned shape {vectors.shape}, expected ({len(payloads)}, {self.demo.dim})")
-        if not np.isfinite(vectors).all():
-            raise ValueError("encoder returned NaN or infinite values")
+        vectors = self._checked(np.asarray(vectors, dtype=np.float32), len(payloads))
         if extra_fields is not None and len(extra_fields) != len(payloads):
             raise ValueError(f"encoder returned {len(extra_fields)} field sets for {len(payloads)} payloads")
         return vectors, extra_fields

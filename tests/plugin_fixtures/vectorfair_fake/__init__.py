@@ -104,8 +104,11 @@ class FakeDemo(Demo):
         text = record.get("text")
         if not isinstance(text, str) or not text.strip():
             raise ItemError("a record needs a non-empty 'text'")
+        # "precomputed" records arrive with their vector, as a long recording
+        # encoded during parsing would.
         yield Entry(payload=text, title=record.get("title") or text[:40],
-                    fields={"text": text, "tag": str(record.get("tag", ""))})
+                    fields={"text": text, "tag": str(record.get("tag", ""))},
+                    vector=embed(text, self.dim) if record.get("precomputed") else None)
 
     def parse_query_text(self, text):
         if not text.strip():
