@@ -430,6 +430,14 @@ def _demo_router(platform: Platform, demo: Demo) -> APIRouter:
     search_doc = f"Search {demo.title} by {' or '.join(demo.inputs)}; hits are ranked, best first."
     if demo.file_inputs():
         async def search_file(request: Request):
+            if demo.text_inputs() and request.headers.get("content-type", "").startswith("application/json"):
+                # A demo that takes text as well as files takes the text query as JSON too.
+                try:
+                    body = SearchBody.model_validate(await _json_body(request))
+                except ValidationError as exc:
+                    raise bad_request(422, f"invalid search: {_validation_text(exc.errors())}") from None
+                filter_model = body.filter if demo.Filter else parse_filter(body.filter)
+                return await _search(lambda: demo.parse_query_text(body.query), body.top_k, filter_model)
             form = await _form(request, "multipart/form-data with a `file` field and an optional `top_k` field")
             upload = form.get("file")
             text = form.get("query")
@@ -453,11 +461,7 @@ def _demo_router(platform: Platform, demo: Demo) -> APIRouter:
         router.add_api_route(
             "/search", search_file, methods=["POST"], response_model=SearchResult, responses=ERRORS,
             summary=f"Search {demo.title}", description=search_doc,
-            openapi_extra=_multipart_body({
-                "file": {"type": "string", "format": "binary", "description": f"the query ({', '.join(demo.inputs)})"},
-                "top_k": {"type": "integer", "default": 10, "minimum": 1, "maximum": limits.max_top_k},
-                "filter": {"type": "string", "description": "optional JSON object of filters"},
-            }, required=["file"]),
+            openapi_extra=_search_file_body(demo, limits.max_top_k),
         )
     else:
         async def search_text(body: SearchBody):  # type: ignore[valid-type]
@@ -723,6 +727,21 @@ async def _save_single(platform: Platform, upload: UploadFile, demo: Demo, limit
         target.unlink(missing_ok=True)
         raise bad_request(422, "the file is empty")
     return target
+
+
+def _search_file_body(demo: Demo, max_top_k: int) -> dict[str, Any]:
+    body = _multipart_body({
+        "file": {"type": "string", "format": "binary", "description": f"the query ({', '.join(demo.inputs)})"},
+        **({"query": {"type": "string", "description": "or a text query"}} if demo.text_inputs() else {}),
+        "top_k": {"type": "integer", "default": 10, "minimum": 1, "maximum": max_top_k},
+        "filter": {"type": "string", "description": "optional JSON object of filters"},
+    }, required=[] if demo.text_inputs() else ["file"])
+    if demo.text_inputs():
+        body["requestBody"]["content"]["application/json"] = {"schema": {
+            "type": "object", "required": ["query"], "additionalProperties": False, "properties": {
+                "query": {"type": "string", "minLength": 1}, "top_k": {"type": "integer", "minimum": 1, "maximum": max_top_k},
+                "filter": {"type": "object", "description": "this demo's filters"}}}}
+    return body
 
 
 def _multipart_body(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:

