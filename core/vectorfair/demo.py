@@ -162,6 +162,18 @@ class Demo:
     def warm_up(self) -> None:
         """Load the model now rather than on the first request."""
 
+    def encode_query(self, payload: Any) -> np.ndarray:
+        """One query's vector. The core may route this through a batcher that
+        gathers concurrent queries into one `encode` call; call it (not
+        `encode([payload])`) from an overridden `search` to benefit."""
+        batcher = self.__dict__.get("_query_batcher")
+        if batcher is not None:
+            return batcher(payload)
+        return np.asarray(self.encode([payload]), dtype=np.float32)[0]
+
+    def use_query_batcher(self, batcher: Callable[[Any], np.ndarray] | None) -> None:
+        self.__dict__["_query_batcher"] = batcher
+
     # -- ingest --------------------------------------------------------------
     def parse_upload(self, upload: Upload) -> Iterable[Entry]:
         raise ItemError(
@@ -210,7 +222,7 @@ class Demo:
         Milvus search (with this demo's filter expression applied) and returns
         hits best first. Override it for exact re-ranking that needs several
         rounds, or for filters Milvus cannot express."""
-        vector = np.asarray(self.encode([payload]), dtype=np.float32)[0]
+        vector = self.encode_query(payload)
         return self.rerank(payload, nearest(vector, self.candidates(top_k)), top_k)
 
     def candidates(self, top_k: int) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
+from .batching import Batcher
 from .demo import Demo, Hit, Upload
 from .expr import all_of
 from .ingest import Ingestor, Source, iter_archive, list_archive
@@ -44,6 +45,8 @@ class Platform:
         self.demo_errors: dict[str, str] = {}
         self._ready_lock = threading.Lock()
         self._last_attempt = 0.0
+        self.batchers: dict[str, Batcher] = {}
+        self._configure_encoders()
         self.jobs = JobRunner(
             JobStore(self.data_dir / "jobs.sqlite3"), self.ingestor, self.open_job_source, self.uploads_dir,
             require_demo=self.require,
@@ -56,6 +59,19 @@ class Platform:
     def ingestor(self, demo_name: str, tenant: str | None = None) -> Ingestor:
         kwargs = {"tenant": tenant} if tenant else {}
         return Ingestor(self.demos[demo_name], self.store, self.media, self.settings.jobs.batch_size, **kwargs)
+
+    def _configure_encoders(self) -> None:
+        encoders = self.settings.encoders
+        if encoders.torch_threads:
+            import torch
+
+            torch.set_num_threads(encoders.torch_threads)
+        if not encoders.batching:
+            return
+        for name, demo in self.demos.items():
+            batcher = Batcher(demo.encode, encoders.max_batch, encoders.max_wait_ms / 1000, name=name)
+            demo.use_query_batcher(batcher)
+            self.batchers[name] = batcher
 
     # -- readiness ---------------------------------------------------------------
     def prepare(self, force: bool = False) -> bool:
@@ -159,6 +175,8 @@ class Platform:
         return submitted
 
     def close(self) -> None:
+        for batcher in self.batchers.values():
+            batcher.close()
         self.store.disconnect()
         self.jobs.store.close()
 

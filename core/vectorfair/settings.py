@@ -55,6 +55,16 @@ class JobSettings(_Section):
     batch_size: int = 32
 
 
+class EncoderSettings(_Section):
+    # Gather concurrent queries of a demo into one model call.
+    batching: bool = True
+    max_batch: int = Field(32, ge=1, le=1024)
+    max_wait_ms: float = Field(5.0, ge=0, le=1000)
+    # torch threads for the whole process; 0 = one per core. Model calls are
+    # serialised per demo by the batcher, so this does not multiply.
+    torch_threads: int = Field(0, ge=0, le=256)
+
+
 class ServeSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 8000
@@ -77,6 +87,7 @@ class Settings(BaseSettings):
     media: MediaSettings = Field(default_factory=MediaSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
+    encoders: EncoderSettings = Field(default_factory=EncoderSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     # [demos.<name>] sections, validated later by each demo's own Options model.
     demos: dict[str, dict[str, Any]] = Field(default_factory=dict)

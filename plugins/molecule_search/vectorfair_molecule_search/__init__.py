@@ -178,7 +178,7 @@ class MoleculeSearch(Demo):
         a = payload.bit_count
         if a == 0:
             raise QueryError("this molecule sets no fingerprint bits; try a larger molecule")
-        vector = self.encode([payload])[0]
+        vector = self.encode_query(payload)
         limit = max(8 * top_k, 100)
         while True:
             rows = nearest(vector, limit)

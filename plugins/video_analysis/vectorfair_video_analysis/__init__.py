@@ -229,7 +229,7 @@ class VideoAnalysis(Demo):
             vector = _pad(faces[0].descriptor)
         else:
             image_options = self.images.options
-            vector = self.encode([model_input(payload.image, image_options.image_size, image_options.resize)])[0]
+            vector = self.encode_query(model_input(payload.image, image_options.image_size, image_options.resize))
         hits = nearest(vector, top_k)
         if mode == "face":
             hits = [hit for hit in hits if hit.score >= self.options.face_threshold]
