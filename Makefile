@@ -36,8 +36,10 @@ test: setup chromium
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
 
+# Each script prints JSON, then a markdown table (docs/performance.md).
+BENCHES ?= encoders search_http ingest store startup
 bench: setup
-	$(BIN)/python bench/demos.py
+	cd bench && for b in $(BENCHES); do ../$(BIN)/python $$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

@@ -1,0 +1,93 @@
+"""Shared helpers of the benchmark scripts: machine facts, statistics, a live
+server with a demo's sample data, and the JSON + markdown report."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from live import free_port, start_app, wait_for  # noqa: E402
+
+from vectorfair.plugins import configure_demos, discover  # noqa: E402
+from vectorfair.settings import load_settings  # noqa: E402
+from vectorfair.testing import write_config  # noqa: E402
+
+
+def machine() -> dict:
+    memory = 0
+    with open("/proc/meminfo") as fh:
+        for line in fh:
+            if line.startswith("MemTotal:"):
+                memory = int(line.split()[1]) // 1024 // 1024
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"cpus": os.cpu_count(), "cpu": cpu, "memory_gib": memory, "python": platform.python_version()}
+
+
+def stats_ms(seconds: list[float]) -> dict:
+    ms = [s * 1000 for s in seconds]
+    return {"n": len(ms), "p50_ms": round(statistics.median(ms), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2)}
+
+
+def demo_in_process(name: str, body: str = ""):
+    with tempfile.TemporaryDirectory() as root:
+        config = write_config(Path(root), body, plugins=name)
+        settings = load_settings(config)
+        return configure_demos(settings, discover(settings))[name]
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@contextmanager
+def live_server(plugins: str, body: str = "", load_samples: bool = True, timeout: float = 1200):
+    """A uvicorn process (`vectorfair serve`) on a fresh data dir with `plugins`
+    enabled; waits until ready and, if asked, until the sample jobs finished."""
+    with tempfile.TemporaryDirectory() as root:
+        config = write_config(Path(root), body, plugins=plugins)
+        started = time.perf_counter()
+        process, base = start_app(config, free_port(), Path(root, "app.log"))
+        try:
+            wait_for(lambda: httpx.get(f"{base}/readyz", timeout=5).status_code == 200, 120, what="readyz")
+            ready_s = time.perf_counter() - started
+            if load_samples:
+                def finished():
+                    jobs = httpx.get(f"{base}/api/jobs", timeout=10).json()
+                    return jobs and all(j["state"] in ("succeeded", "failed", "cancelled") for j in jobs) and jobs
+                wait_for(finished, timeout, interval=0.5, what="sample jobs")
+            yield base, process, ready_s
+        finally:
+            process.kill()
+
+
+def report(title: str, result: dict, rows: list[list], header: list[str]) -> None:
+    """JSON first (for machines), then a markdown table (for docs/performance.md)."""
+    print(json.dumps({"benchmark": title, "machine": machine(), **result}, indent=2))
+    print()
+    print(f"### {title}")
+    print()
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(str(cell) for cell in row) + " |")

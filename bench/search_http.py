@@ -1,0 +1,140 @@
+"""Search through HTTP on a live uvicorn with the demo's sample data, at
+concurrency 1, 8 and 32, with dynamic batching on and off; and, for the same
+queries, the in-process encode + Milvus search throughput (the ceiling).
+
+Usage: python bench/search_http.py [demo ...]   (default: qa_chatbot image_search)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from common import ROOT, live_server, report, stats_ms
+
+from vectorfair.demo import Upload
+from vectorfair.runtime import Platform
+from vectorfair.settings import load_settings
+from vectorfair.testing import write_config
+
+CONCURRENCY = (1, 8, 32)
+
+
+def qa_requests():
+    lines = (ROOT / "plugins/qa_chatbot/tests/paraphrases.jsonl").read_text().splitlines()
+    return [{"json": {"query": json.loads(line)["query"], "top_k": 5}} for line in lines]
+
+
+def image_requests():
+    import skimage
+    from PIL import Image
+
+    from vectorfair_image_search import SAMPLE_IMAGES
+
+    out = []
+    for name in SAMPLE_IMAGES:
+        buffer = io.BytesIO()
+        Image.open(Path(skimage.__file__).parent / "data" / name).convert("RGB").resize((320, 240)).save(buffer, "JPEG")
+        out.append({"files": {"file": (name, buffer.getvalue())}, "data": {"top_k": "5"}})
+    return out
+
+
+REQUESTS = {"qa_chatbot": (qa_requests, 240), "image_search": (image_requests, 96)}
+
+
+async def run_load(base: str, name: str, requests: list[dict], total: int, concurrency: int) -> dict:
+    latencies: list[float] = []
+    errors = 0
+    counter = iter(range(total))
+
+    async def worker(client: httpx.AsyncClient):
+        nonlocal errors
+        for n in counter:
+            request = requests[n % len(requests)]
+            began = time.perf_counter()
+            response = await client.post(f"/api/demos/{name}/search", **request)
+            latencies.append(time.perf_counter() - began)
+            errors += response.status_code != 200
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, timeout=300, limits=limits) as client:
+        await client.post(f"/api/demos/{name}/search", **requests[0])  # warm
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+    return {"concurrency": concurrency, "qps": round(total / wall, 1), **stats_ms(latencies), "errors": errors}
+
+
+def in_process_qps(name: str, requests: list[dict], batch: int = 32) -> float:
+    """Encode in batches of `batch` and run one Milvus search per query, in
+    this process, on the demo's sample data: what HTTP can at best approach."""
+    with tempfile.TemporaryDirectory() as root:
+        config = write_config(Path(root), f"[demos.{name}]\nload_sample_on_start = false\n[encoders]\nbatching = false\n",
+                              plugins=name)
+        platform = Platform(load_settings(config))
+        try:
+            platform.prepare(force=True)
+            demo = platform.demos[name]
+            platform.ingestor(name).run(list(demo.sample_items()))
+            payloads = []
+            for request in requests:
+                if "json" in request:
+                    payloads.append(demo.parse_query_text(request["json"]["query"]))
+                else:
+                    filename, data = request["files"]["file"]
+                    payloads.append(demo.parse_query_file(Upload(filename, data)))
+            demo.encode(payloads[:batch])  # warm
+            total, started = 0, time.perf_counter()
+            while time.perf_counter() - started < 8 or total < 2 * batch:
+                for first in range(0, len(payloads) - batch + 1, batch):
+                    chunk = payloads[first:first + batch]
+                    # Parsing counts too: HTTP parses every request.
+                    for vector in demo.encode(chunk):
+                        platform.store.search(demo, vector, 5)
+                    total += len(chunk)
+            return total / (time.perf_counter() - started)
+        finally:
+            platform.close()
+
+
+def main():
+    names = sys.argv[1:] or list(REQUESTS)
+    result, rows = {}, []
+    for name in names:
+        make, total = REQUESTS[name]
+        requests = make()
+        runs = {}
+        for batching in (True, False):
+            body = f"[encoders]\nbatching = {str(batching).lower()}\n"
+            with live_server(name, body) as (base, _, _):
+                runs["on" if batching else "off"] = [
+                    asyncio.run(run_load(base, name, requests, total if c > 1 else total // 4, c)) for c in CONCURRENCY]
+        ceiling = in_process_qps(name, requests)
+        by_c = {r["concurrency"]: r for r in runs["on"]}
+        off_c = {r["concurrency"]: r for r in runs["off"]}
+        result[name] = {
+            "batching_on": runs["on"], "batching_off": runs["off"],
+            "in_process_encode_search_qps": round(ceiling, 1),
+            "ratios": {
+                "http_c32_over_in_process": round(by_c[32]["qps"] / ceiling, 2),
+                "batching_on_over_off_c32": round(by_c[32]["qps"] / off_c[32]["qps"], 2),
+                "p99_over_p50_c8": round(by_c[8]["p99_ms"] / by_c[8]["p50_ms"], 2),
+            },
+        }
+        for mode in ("on", "off"):
+            for run in runs[mode]:
+                rows.append([name, mode, run["concurrency"], run["qps"], run["p50_ms"], run["p99_ms"], run["errors"]])
+        rows.append([name, "in-process ceiling", "-", round(ceiling, 1), "-", "-", "-"])
+    report("search through HTTP (live uvicorn)", result, rows,
+           ["demo", "batching", "concurrency", "queries/s", "p50 ms", "p99 ms", "errors"])
+
+
+if __name__ == "__main__":
+    main()
