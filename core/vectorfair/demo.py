@@ -9,6 +9,7 @@ declared here as data (class attributes) or as a small method.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar, Literal
 
@@ -111,6 +112,42 @@ class Hit:
     # The stored item this row belongs to: an item (a song, a video) may be
     # stored as many rows, and a demo may group its hits by it.
     item: str = ""
+
+
+class lazy_model:
+    """A property whose value (a model) is built on first use, once, even when
+    several requests ask for it at the same moment:
+
+        @lazy_model
+        def model(self):
+            return load_the_model(self.options.model)
+    """
+
+    def __init__(self, load: Callable[[Any], Any]):
+        self.load = load
+        self.attribute = f"_lazy_{load.__name__}"
+        self.lock = threading.Lock()
+        self.__doc__ = load.__doc__
+
+    def __get__(self, demo: Any, owner: type | None = None) -> Any:
+        if demo is None:
+            return self
+        value = demo.__dict__.get(self.attribute)
+        if value is None:
+            with self.lock:
+                value = demo.__dict__.get(self.attribute)
+                if value is None:
+                    value = self.load(demo)
+                    demo.__dict__[self.attribute] = value
+        return value
+
+
+def static_folder(demo_name: str, package_file: str) -> list[tuple[str, Any]]:
+    """For a plugin's `extra_static` hook: its `static/` folder, served under
+    /static/plugins/<demo_name>/."""
+    from pathlib import Path
+
+    return [(demo_name, Path(package_file).parent / "static")]
 
 
 class Demo:

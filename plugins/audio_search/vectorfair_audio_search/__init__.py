@@ -7,15 +7,16 @@ window then places the clip to one spectrogram frame."""
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field as PydanticField
 
-from vectorfair import Demo, DemoOptions, Entry, Field, Hit, ItemError, Media, QueryError, Upload, hookimpl
-from vectorfair import report_progress
+from vectorfair import (
+    Demo, DemoOptions, Entry, Field, Hit, ItemError, Media, QueryError, Upload, hookimpl, lazy_model, report_progress,
+    static_folder,
+)
 from vectorfair.expr import quote
 
 from .audio import (
@@ -41,7 +42,6 @@ class AudioOptions(DemoOptions):
     min_seconds: float = PydanticField(0.1, ge=0.01)
     silence_db: float = PydanticField(-60.0, le=0.0)
     batch_size: int = PydanticField(32, ge=1, le=512)
-    torch_threads: int = PydanticField(0, ge=0, description="0: torch's default (all cores)")
 
 
 class AudioFilter(BaseModel):
@@ -76,11 +76,6 @@ class AudioSearch(Demo):
     Filter = AudioFilter
     result_script = "/static/plugins/audio_search/audio.js"
 
-    def __init__(self, options=None):
-        super().__init__(options)
-        self._model = None
-        self._lock = threading.Lock()
-
     # -- model -------------------------------------------------------------------
     @property
     def dim(self) -> int:
@@ -98,13 +93,9 @@ class AudioSearch(Demo):
     def query_hop_frames(self) -> int:
         return seconds_to_frames(min(self.options.query_hop_seconds, self.options.hop_seconds))
 
-    @property
+    @lazy_model
     def model(self):
-        if self._model is None:
-            with self._lock:
-                if self._model is None:
-                    self._model = _load_model(self.options.model, self.options.torch_threads)
-        return self._model
+        return _AisfxEmbedding(None if self.options.model == "aisfx" else self.options.model)
 
     def encode(self, payloads: list[np.ndarray]) -> np.ndarray:
         import torch
@@ -267,16 +258,6 @@ class _AisfxEmbedding:
         return self.net(batch)
 
 
-def _load_model(name: str, threads: int):
-    import torch
-
-    if threads:
-        torch.set_num_threads(threads)
-    if name == "aisfx":
-        return _AisfxEmbedding(None)
-    return _AisfxEmbedding(name)
-
-
 @hookimpl
 def register_demos():
     return [AudioSearch]
@@ -284,6 +265,4 @@ def register_demos():
 
 @hookimpl
 def extra_static():
-    from pathlib import Path
-
-    return [("audio_search", Path(__file__).parent / "static")]
+    return static_folder("audio_search", __file__)

@@ -4,7 +4,6 @@ model saw."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field as PydanticField
 
-from vectorfair import Demo, DemoOptions, Entry, Field, ItemError, Media, QueryError, Upload, hookimpl
+from vectorfair import Demo, DemoOptions, Entry, Field, ItemError, Media, QueryError, Upload, hookimpl, lazy_model
 from vectorfair.expr import quote
 
 from .imaging import ALLOWED_FORMATS, ImageRejected, decode, model_input, thumbnail
@@ -63,11 +62,6 @@ class ImageSearch(Demo):
     Options = ImageOptions
     Filter = ImageFilter
 
-    def __init__(self, options=None):
-        super().__init__(options)
-        self._model = None
-        self._lock = threading.Lock()
-
     # -- model -----------------------------------------------------------------
     @property
     def dim(self) -> int:
@@ -75,13 +69,9 @@ class ImageSearch(Demo):
             return 1280
         return int(self.model.num_features)
 
-    @property
+    @lazy_model
     def model(self):
-        if self._model is None:
-            with self._lock:
-                if self._model is None:
-                    self._model = _load_model(self.options.model)
-        return self._model
+        return _load_model(self.options.model)
 
     def encode(self, payloads: list[np.ndarray]) -> np.ndarray:
         return self.encode_with_fields(payloads)[0]

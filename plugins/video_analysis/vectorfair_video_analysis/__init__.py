@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
@@ -21,8 +20,10 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field as PydanticField
 
-from vectorfair import Demo, DemoOptions, Entry, Field, Hit, ItemError, Media, QueryError, Upload, hookimpl
-from vectorfair import report_progress
+from vectorfair import (
+    Demo, DemoOptions, Entry, Field, Hit, ItemError, Media, QueryError, Upload, hookimpl, lazy_model, report_progress,
+    static_folder,
+)
 from vectorfair.expr import quote
 from vectorfair_image_search import ImageOptions, ImageSearch
 from vectorfair_image_search.imaging import ImageRejected, decode as decode_image, model_input
@@ -105,22 +106,15 @@ class VideoAnalysis(Demo):
         self.images = ImageSearch(ImageOptions(model=self.options.image_model, top_labels=self.options.top_labels,
                                                batch_size=self.options.batch_size,
                                                max_pixels=self.options.max_image_pixels))
-        self._faces: FaceEncoder | None = None
-        self._lock = threading.Lock()
         self._label_index: dict[str, int] | None = None
 
     @property
     def dim(self) -> int:
         return SCENE_DIM
 
-    @property
+    @lazy_model
     def face_encoder(self) -> FaceEncoder:
-        if self._faces is None:
-            with self._lock:
-                if self._faces is None:
-                    self._faces = FaceEncoder(self.options.face_models, self.options.face_upsample,
-                                              self.options.min_face_pixels)
-        return self._faces
+        return FaceEncoder(self.options.face_models, self.options.face_upsample, self.options.min_face_pixels)
 
     def encode(self, payloads: list[np.ndarray]) -> np.ndarray:
         return self.images.encode(payloads)
@@ -276,6 +270,4 @@ def register_demos():
 
 @hookimpl
 def extra_static():
-    from pathlib import Path
-
-    return [("video_analysis", Path(__file__).parent / "static")]
+    return static_folder("video_analysis", __file__)
