@@ -1,4 +1,4 @@
-"""The `vectorfair` command (Typer): serve, list, load, search, drop.
+"""The `vectorfair` command (Typer): serve, list, load, search, drop, new-plugin.
 
 `load`, `search` and `drop` work on the data directly (in this process), so do
 not run them against an embedded Milvus Lite file that a running server holds:
@@ -209,6 +209,22 @@ def drop(demo: str, yes: bool = typer.Option(False, "--yes", "-y", help="do not 
     finally:
         platform.close()
     console.print(f"dropped {demo}")
+
+
+@app.command("new-plugin")
+def new_plugin(
+    name: str = typer.Argument(..., help="the demo's name: lower-case letters, digits and '_'"),
+    directory: Path = typer.Option(Path("."), "--dir", "-d", help="where to create the package folder"),
+):
+    """Create a plugin package (vectorfair-NAME/) whose tests pass as made."""
+    from .scaffold import ScaffoldError, create_plugin
+
+    try:
+        target = create_plugin(name, directory)
+    except ScaffoldError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"created {target}\nnext: pip install -e {target} && pytest {target}/tests")
 
 
 def main() -> None:

@@ -180,3 +180,11 @@ def test_a_long_recording_loads_as_a_job_with_progress(client):
         time.sleep(0.2)
     assert job["state"] == "succeeded" and job["done"] == 1, job
     assert job["step"] == {"item": "bursts.wav", "done": 60, "total": 60, "unit": "seconds"}
+
+
+def test_conforms_to_the_plugin_contract(client):
+    from vectorfair.testing import assert_conforms
+
+    samples, rate = sf.read(io.BytesIO(SAMPLES["pygame/house_lo.ogg"]), dtype="float32", always_2d=True)
+    query = wav_bytes(samples[: rate * 3].mean(axis=1), rate)
+    assert_conforms(client, "audio_search", query={"files": {"file": ("q.wav", query)}})

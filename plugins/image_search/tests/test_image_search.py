@@ -155,3 +155,10 @@ def test_archive_job_with_a_bad_member(client):
         time.sleep(0.2)
     assert job["state"] == "succeeded" and job["done"] == 3 and job["failed"] == 1
     assert job["errors"][0]["name"] == "photos/broken.jpg"
+
+
+def test_conforms_to_the_plugin_contract(client):
+    from vectorfair.testing import assert_conforms
+
+    query = encode(Image.open(SAMPLES / "coffee.png").convert("RGB"))
+    assert_conforms(client, "image_search", query={"files": {"file": ("coffee.jpg", query)}})

