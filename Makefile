@@ -7,6 +7,8 @@ PYTHON    ?= python3
 BIN       := $(VENV)/bin
 CONFIG    ?= configs/vectorfair.toml
 PLUGIN_DIRS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
+# Third-party plugin examples, installed from their own directories like any plugin.
+EXAMPLE_DIRS := $(sort $(dir $(wildcard examples/*/pyproject.toml)))
 TORCH     := torch==2.13.0
 STAMP     := $(VENV)/.installed
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -19,10 +21,10 @@ setup: $(STAMP)
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
-$(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) $(wildcard plugins/*/requirements-nodeps.txt) Makefile
+$(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) $(wildcard examples/*/pyproject.toml) $(wildcard plugins/*/requirements-nodeps.txt) Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q $(TORCH) -e '.[test]' $(foreach p,$(PLUGIN_DIRS),-e $(p))
+	$(BIN)/python -m pip install -q $(TORCH) -e '.[test]' $(foreach p,$(PLUGIN_DIRS) $(EXAMPLE_DIRS),-e $(p))
 	# Packages that pin ancient dependencies go in without them (see each file).
 	for f in $(wildcard plugins/*/requirements-nodeps.txt); do $(BIN)/python -m pip install -q --no-deps -r $$f || exit 1; done
 	touch $(STAMP)
