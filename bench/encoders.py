@@ -49,9 +49,13 @@ def molecule_payloads(demo):
 def audio_payloads(demo):
     from vectorfair_audio_search.samples import sample_files
 
-    data = dict(sample_files())["arcade/1918.mp3"]
-    clip = demo.parse_query_file(Upload("q.mp3", data[: len(data) // 8]))  # ~21 s of music
-    return list(clip.blocks)[:64]
+    import soundfile
+
+    samples, rate = soundfile.read(io.BytesIO(dict(sample_files())["arcade/1918.mp3"]), dtype="float32")
+    wav = io.BytesIO()
+    soundfile.write(wav, samples[: rate * 25], rate, format="WAV")  # 25 s of music
+    demo.options.query_hop_seconds = demo.options.hop_seconds  # windows as stored, 0.5 s apart
+    return list(demo.parse_query_file(Upload("q.wav", wav.getvalue())).blocks)[:32]
 
 
 PAYLOADS = {"qa_chatbot": qa_payloads, "image_search": image_payloads, "molecule_search": molecule_payloads,

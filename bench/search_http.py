@@ -90,6 +90,7 @@ def in_process_qps(name: str, requests: list[dict], batch: int = 32) -> float:
                 else:
                     filename, data = request["files"]["file"]
                     payloads.append(demo.parse_query_file(Upload(filename, data)))
+            batch = min(batch, len(payloads))
             demo.encode(payloads[:batch])  # warm
             total, started = 0, time.perf_counter()
             while time.perf_counter() - started < 8 or total < 2 * batch:

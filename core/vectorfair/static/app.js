@@ -108,6 +108,13 @@ const vectorfair = (() => {
     if (!schema || !schema.properties) return;
     const group = el("fieldset", {class: "filters"}, el("legend", {text: "Filters (optional)"}));
     for (const [name, prop] of Object.entries(schema.properties)) {
+      if (prop.enum) {
+        // A choice (the video demo's scene/face mode): a select, its default first.
+        const select = el("select", {name: `filter.${name}`, id: `filter-${name}`},
+          ...prop.enum.map(value => el("option", {value, text: value, selected: value === prop.default || undefined})));
+        group.append(el("label", {for: `filter-${name}`, text: (prop.title || name) + (prop.description ? ` — ${prop.description}` : "")}), select);
+        continue;
+      }
       const types = (prop.anyOf || [prop]).map(p => p.type);
       const numeric = types.includes("number") || types.includes("integer");
       const list = types.includes("array");
