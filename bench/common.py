@@ -61,13 +61,13 @@ def rss_mib(pid: int) -> float:
 
 
 @contextmanager
-def live_server(plugins: str, body: str = "", load_samples: bool = True, timeout: float = 1200):
+def live_server(plugins: str, body: str = "", load_samples: bool = True, timeout: float = 1200, env: dict | None = None):
     """A uvicorn process (`vectorfair serve`) on a fresh data dir with `plugins`
     enabled; waits until ready and, if asked, until the sample jobs finished."""
     with tempfile.TemporaryDirectory() as root:
         config = write_config(Path(root), body, plugins=plugins)
         started = time.perf_counter()
-        process, base = start_app(config, free_port(), Path(root, "app.log"))
+        process, base = start_app(config, free_port(), Path(root, "app.log"), env=env)
         try:
             wait_for(lambda: httpx.get(f"{base}/readyz", timeout=5).status_code == 200, 120, what="readyz")
             ready_s = time.perf_counter() - started

@@ -50,10 +50,11 @@ def first_searches(client: httpx.Client) -> dict:
 
 
 def main():
-    body = "warm_up_on_start = false\n" + "".join(
+    body = "".join(
         f"[demos.{d}]\nload_sample_on_start = false\n"
         for d in ("qa_chatbot", "image_search", "molecule_search", "audio_search", "video_analysis"))
-    with live_server("", body, load_samples=False) as (base, process, ready_s):
+    # Models load on first use here, so /readyz shows the lazy start-up.
+    with live_server("", body, load_samples=False, env={"VECTORFAIR_WARM_UP_ON_START": "false"}) as (base, process, ready_s):
         rss_idle = child_rss(process.proc.pid)
         with httpx.Client(base_url=base, timeout=600) as client:
             searches = first_searches(client)

@@ -104,7 +104,7 @@ class ImageSearch(Demo):
     # -- ingest ------------------------------------------------------------------
     def _decode(self, upload: Upload):
         try:
-            return decode(upload.data, self.options.max_pixels)
+            return decode(upload.data, self.options.max_pixels, min_side=max(self.options.resize, self.options.thumbnail_size))
         except ImageRejected as exc:
             raise ItemError(str(exc)) from None
 
@@ -113,7 +113,7 @@ class ImageSearch(Demo):
         yield Entry(
             payload=model_input(image, self.options.image_size, self.options.resize),
             title=upload.name,
-            fields={"width": image.width, "height": image.height, "format": image_format},
+            fields={"width": image.info["original_size"][0], "height": image.info["original_size"][1], "format": image_format},
             media=Media(upload.data, ALLOWED_FORMATS[image_format]),
             thumbnail=Media(thumbnail(image, self.options.thumbnail_size), "image/jpeg"),
         )
@@ -130,7 +130,7 @@ class ImageSearch(Demo):
     # -- search ------------------------------------------------------------------
     def parse_query_file(self, upload: Upload) -> np.ndarray:
         try:
-            image, _ = decode(upload.data, self.options.max_pixels)
+            image, _ = decode(upload.data, self.options.max_pixels, min_side=self.options.resize)
         except ImageRejected as exc:
             raise QueryError(str(exc)) from None
         return model_input(image, self.options.image_size, self.options.resize)

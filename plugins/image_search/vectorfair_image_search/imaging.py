@@ -18,7 +18,7 @@ class ImageRejected(ValueError):
     pass
 
 
-def decode(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
+def decode(data: bytes, max_pixels: int, min_side: int | None = None) -> tuple[Image.Image, str]:
     """An RGB image with its EXIF orientation applied, and its format.
 
     Refuses non-images, formats outside ALLOWED_FORMATS, pixel counts over
@@ -40,13 +40,22 @@ def decode(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
         raise ImageRejected(f"the image is {width}x{height} pixels, over the limit of {max_pixels}; scale it down")
     if width < 8 or height < 8:
         raise ImageRejected(f"the image is only {width}x{height} pixels")
+    if min_side and image_format in ("JPEG", "MPO"):
+        # JPEG can decode at 1/2, 1/4 or 1/8 scale for almost nothing; keep
+        # the short side at least `min_side` (what the model and thumbnail need).
+        image.draft("RGB", (min_side, min_side))
     try:
         image.seek(0)  # an animated GIF or WebP: its first frame
         image.load()
+        loaded = image.size
         image = ImageOps.exif_transpose(image)
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageRejected(f"the image is truncated or damaged ({exc})") from None
-    return to_rgb(image), image_format
+    rgb = to_rgb(image)
+    # The size as stored and shown: the full one, turned as EXIF says.
+    turned = image.size != loaded
+    rgb.info["original_size"] = (height, width) if turned else (width, height)
+    return rgb, image_format
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -70,7 +79,10 @@ def model_input(image: Image.Image, size: int = 224, resize: int = 256,
     model's range; CHW float32."""
     width, height = image.size
     scale = resize / min(width, height)
-    resized = image.resize((max(size, round(width * scale)), max(size, round(height * scale))), Image.BICUBIC)
+    # reducing_gap: shrink by an integer factor first (cheap box reduce), then
+    # resample; ~3x faster on large photos, no visible difference at 256 px.
+    resized = image.resize((max(size, round(width * scale)), max(size, round(height * scale))), Image.BICUBIC,
+                           reducing_gap=2.0)
     width, height = resized.size
     left, top = (width - size) // 2, (height - size) // 2
     array = np.asarray(resized.crop((left, top, left + size, top + size)), dtype=np.float32) / 255.0
@@ -78,8 +90,10 @@ def model_input(image: Image.Image, size: int = 224, resize: int = 256,
 
 
 def thumbnail(image: Image.Image, size: int) -> bytes:
-    copy = image.copy()
-    copy.thumbnail((size, size), Image.LANCZOS)
+    width, height = image.size
+    scale = min(1.0, size / max(width, height))
+    small = image.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.LANCZOS,
+                         reducing_gap=2.0) if scale < 1.0 else image
     out = io.BytesIO()
-    copy.save(out, "JPEG", quality=85, optimize=True)
+    small.save(out, "JPEG", quality=85)
     return out.getvalue()
