@@ -36,23 +36,33 @@ def test_start_order_waits_for_healthy_dependencies():
     services = COMPOSE["services"]
     assert services["milvus"]["depends_on"] == {"etcd": {"condition": "service_healthy"},
                                                 "minio": {"condition": "service_healthy"}}
-    assert services["app"]["depends_on"] == {"milvus": {"condition": "service_healthy"}}
+    for app in ("app", "app2"):
+        assert services[app]["depends_on"] == {"milvus": {"condition": "service_healthy"},
+                                               "minio": {"condition": "service_healthy"}}
 
 
-def test_the_app_runs_the_server_profile_against_the_milvus_service():
-    app = COMPOSE["services"]["app"]
+@pytest.mark.parametrize("name", ["app", "app2"])
+def test_each_app_process_runs_the_server_profile_on_milvus_and_minio(name):
+    app = COMPOSE["services"][name]
     assert app["command"][-1] == "configs/server.toml" and (ROOT / "configs/server.toml").is_file()
     assert app["environment"]["VECTORFAIR_MILVUS__URI"] == "http://milvus:19530"
+    assert app["environment"]["VECTORFAIR_MEDIA__ACCESS_KEY"]
     from vectorfair.settings import load_settings
 
     settings = load_settings(ROOT / "configs/server.toml")
     assert settings.milvus.uri.startswith("http://")
+    assert settings.media.backend == "s3" and settings.media.endpoint_url == "http://minio:9000"
+
+
+def test_app_processes_do_not_share_job_records():
+    volumes = [COMPOSE["services"][name]["volumes"][0].split(":")[0] for name in ("app", "app2")]
+    assert len(set(volumes)) == 2, "each process keeps its own data dir (jobs, media cache)"
 
 
 def test_dockerfile_installs_cpu_torch_with_everything_that_needs_it():
     text = (ROOT / "Dockerfile").read_text()
     install = re.search(r"RUN pip install(.+?)(?:\n\S|\Z)", text, re.S).group(1)
-    assert "torch==2.13.0" in install and "/whl/cpu" in install and "-e ." in install and "plugins/" in install
+    assert "torch==2.13.0" in install and "/whl/cpu" in install and "-e '.[s3]'" in install and "plugins/" in install
     assert "requirements-nodeps.txt" in install and "|| exit 1" in install, "a failing --no-deps install must fail the build"
     assert "; true" not in install
 

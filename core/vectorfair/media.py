@@ -69,7 +69,86 @@ class LocalMediaStore:
             path.unlink(missing_ok=True)
 
 
-def open_media_store(backend: str, root: Path) -> MediaStore:
-    if backend == "local":
-        return LocalMediaStore(root)
-    raise ValueError(f"unknown media backend {backend!r}; this version has: local")
+class S3MediaStore:
+    """Blobs in an S3 bucket (MinIO, AWS, anything speaking the S3 API), so
+    several app processes share them. Reads go through a local cache
+    directory: a blob is fetched once per process and then served as a file,
+    which keeps HTTP range requests (seeking in a video) cheap."""
+
+    def __init__(self, bucket: str, cache: Path, endpoint_url: str | None = None, access_key: str | None = None,
+                 secret_key: str | None = None, region: str = "us-east-1", prefix: str = "media/"):
+        import boto3
+
+        self.client = boto3.client("s3", endpoint_url=endpoint_url or None, aws_access_key_id=access_key or None,
+                                   aws_secret_access_key=secret_key or None, region_name=region)
+        self.bucket = bucket
+        self.prefix = prefix
+        self.cache = LocalMediaStore(cache)
+        self._ensure_bucket()
+
+    def _ensure_bucket(self) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError:
+            self.client.create_bucket(Bucket=self.bucket)
+
+    def _object(self, key: str) -> str:
+        if not _KEY.match(key):
+            raise KeyError(key)
+        return f"{self.prefix}{key[:2]}/{key}"
+
+    def put(self, data: bytes, content_type: str) -> str:
+        key = hashlib.sha256(data).hexdigest()
+        if self.cache.path(key) is None:
+            # Content addressed: an object that is there already holds these bytes.
+            if not self._exists(key):
+                self.client.put_object(Bucket=self.bucket, Key=self._object(key), Body=data, ContentType=content_type)
+            self.cache.put(data, content_type)
+        return key
+
+    def _exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._object(key))
+            return True
+        except ClientError:
+            return False
+
+    def path(self, key: str) -> Path | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            cached = self.cache.path(key)
+            if cached is not None:
+                return cached
+            response = self.client.get_object(Bucket=self.bucket, Key=self._object(key))
+        except (KeyError, ClientError):
+            return None
+        data = response["Body"].read()
+        if hashlib.sha256(data).hexdigest() != key:
+            return None  # a damaged or foreign object is never served under this key
+        self.cache.put(data, response.get("ContentType") or "application/octet-stream")
+        return self.cache.path(key)
+
+    def content_type(self, key: str) -> str | None:
+        return self.cache.content_type(key) if self.path(key) is not None else None
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._object(key))
+        except KeyError:
+            return
+        self.cache.delete(key)
+
+
+def open_media_store(settings) -> MediaStore:
+    """The store the `[media]` settings name: "local" (a directory) or "s3"."""
+    if settings.backend == "local":
+        return LocalMediaStore(settings.path)
+    if settings.backend == "s3":
+        return S3MediaStore(settings.bucket, settings.path, settings.endpoint_url, settings.access_key,
+                            settings.secret_key, settings.region, settings.prefix)
+    raise ValueError(f"unknown media backend {settings.backend!r}; use 'local' or 's3'")

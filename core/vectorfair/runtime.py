@@ -38,7 +38,7 @@ class Platform:
         self.discovery: Discovery = discover(self.settings, list(extra_plugins))
         self.demos: dict[str, Demo] = configure_demos(self.settings, self.discovery)
         self.store = Store(self.settings.milvus)
-        self.media = open_media_store(self.settings.media.backend, self.settings.media.path)
+        self.media = open_media_store(self.settings.media)
         self.data_dir = Path(self.settings.data_dir)
         self.uploads_dir = self.data_dir / "uploads"
         self.uploads_dir.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
@@ -37,8 +37,17 @@ class MilvusSettings(_Section):
 
 
 class MediaSettings(_Section):
-    backend: str = "local"
+    # "local": blobs in `path`. "s3": blobs in an S3 bucket (MinIO in
+    # docker-compose.yml) shared by every app process, `path` is then each
+    # process's read cache. Needs `pip install 'vectorfair[s3]'`.
+    backend: Literal["local", "s3"] = "local"
     path: Path = Path("./data/media")
+    bucket: str = "vectorfair"
+    endpoint_url: str = ""
+    access_key: str = ""
+    secret_key: str = ""
+    region: str = "us-east-1"
+    prefix: str = "media/"
 
 
 class LimitSettings(_Section):
