@@ -20,9 +20,42 @@ ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from live import free_port, start_app, wait_for  # noqa: E402
 
+from vectorfair.demo import Upload  # noqa: E402
 from vectorfair.plugins import configure_demos, discover  # noqa: E402
 from vectorfair.settings import load_settings  # noqa: E402
 from vectorfair.testing import write_config  # noqa: E402
+
+
+def qa_requests() -> list[dict]:
+    """The QA paraphrase set as search requests (httpx keyword arguments)."""
+    lines = (ROOT / "plugins/qa_chatbot/tests/paraphrases.jsonl").read_text().splitlines()
+    return [{"json": {"query": json.loads(line)["query"], "top_k": 5}} for line in lines]
+
+
+def image_requests(size: tuple[int, int] | None = None, quality: int = 75) -> list[dict]:
+    """The image samples as JPEG search requests, resized to `size` if given."""
+    import io
+
+    import skimage
+    from PIL import Image
+
+    from vectorfair_image_search import SAMPLE_IMAGES
+
+    out = []
+    for name in SAMPLE_IMAGES:
+        image = Image.open(Path(skimage.__file__).parent / "data" / name).convert("RGB")
+        buffer = io.BytesIO()
+        (image.resize(size) if size else image).save(buffer, "JPEG", quality=quality)
+        out.append({"files": {"file": (name, buffer.getvalue())}, "data": {"top_k": "5"}})
+    return out
+
+
+def payload_of(demo, request: dict):
+    """What the demo parses from a search request, as the server would."""
+    if "json" in request:
+        return demo.parse_query_text(request["json"]["query"])
+    name, data = request["files"]["file"]
+    return demo.parse_query_file(Upload(name, data))
 
 
 def machine() -> dict:

@@ -6,7 +6,6 @@
 Usage: python bench/demos.py [qa_chatbot image_search molecule_search]
 """
 
-import io
 import json
 import os
 import statistics
@@ -21,31 +20,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 from live import free_port, start_app, wait_for  # noqa: E402
 
-from vectorfair.demo import Upload  # noqa: E402
+from common import image_requests, payload_of, qa_requests  # noqa: E402
+
 from vectorfair.plugins import configure_demos, discover  # noqa: E402
 from vectorfair.settings import load_settings  # noqa: E402
 from vectorfair.testing import write_config  # noqa: E402
 
-ROOT = Path(__file__).parents[1]
-
-
-def qa_queries():
-    lines = (ROOT / "plugins/qa_chatbot/tests/paraphrases.jsonl").read_text().splitlines()
-    return [{"json": {"query": json.loads(line)["query"], "top_k": 5}} for line in lines]
-
-
-def image_queries():
-    import skimage
-    from PIL import Image
-
-    from vectorfair_image_search import SAMPLE_IMAGES
-
-    queries = []
-    for name in SAMPLE_IMAGES:
-        out = io.BytesIO()
-        Image.open(Path(skimage.__file__).parent / "data" / name).convert("RGB").save(out, "JPEG", quality=60)
-        queries.append({"files": {"file": (name, out.getvalue())}, "data": {"top_k": "5"}})
-    return queries
 
 
 def molecule_queries():
@@ -57,14 +37,8 @@ def molecule_queries():
     return [{"json": {"query": line.split()[0], "top_k": 10}} for line in random.Random(1).sample(lines, 30)]
 
 
-QUERIES = {"qa_chatbot": qa_queries, "image_search": image_queries, "molecule_search": molecule_queries}
-
-
-def payload_of(demo, request):
-    if "json" in request:
-        return demo.parse_query_text(request["json"]["query"])
-    name, data = request["files"]["file"]
-    return demo.parse_query_file(Upload(name, data))
+QUERIES = {"qa_chatbot": qa_requests, "image_search": lambda: image_requests(quality=60),
+           "molecule_search": molecule_queries}
 
 
 def summary(values):

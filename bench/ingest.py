@@ -21,7 +21,6 @@ import httpx
 from common import demo_in_process, live_server, report
 
 from vectorfair.demo import Upload
-from vectorfair.ingest import Ingestor
 
 
 def image_variants() -> list[tuple[str, bytes]]:

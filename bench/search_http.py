@@ -8,8 +8,6 @@ Usage: python bench/search_http.py [demo ...]   (default: qa_chatbot image_searc
 from __future__ import annotations
 
 import asyncio
-import io
-import json
 import sys
 import tempfile
 import time
@@ -17,9 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from common import ROOT, live_server, report, stats_ms
+from common import image_requests, live_server, payload_of, qa_requests, report, stats_ms
 
-from vectorfair.demo import Upload
 from vectorfair.runtime import Platform
 from vectorfair.settings import load_settings
 from vectorfair.testing import write_config
@@ -27,26 +24,7 @@ from vectorfair.testing import write_config
 CONCURRENCY = (1, 8, 32)
 
 
-def qa_requests():
-    lines = (ROOT / "plugins/qa_chatbot/tests/paraphrases.jsonl").read_text().splitlines()
-    return [{"json": {"query": json.loads(line)["query"], "top_k": 5}} for line in lines]
-
-
-def image_requests():
-    import skimage
-    from PIL import Image
-
-    from vectorfair_image_search import SAMPLE_IMAGES
-
-    out = []
-    for name in SAMPLE_IMAGES:
-        buffer = io.BytesIO()
-        Image.open(Path(skimage.__file__).parent / "data" / name).convert("RGB").resize((320, 240)).save(buffer, "JPEG")
-        out.append({"files": {"file": (name, buffer.getvalue())}, "data": {"top_k": "5"}})
-    return out
-
-
-REQUESTS = {"qa_chatbot": (qa_requests, 240), "image_search": (image_requests, 96)}
+REQUESTS = {"qa_chatbot": (qa_requests, 240), "image_search": (lambda: image_requests(size=(320, 240)), 96)}
 
 
 async def run_load(base: str, name: str, requests: list[dict], total: int, concurrency: int) -> dict:
@@ -83,13 +61,7 @@ def in_process_qps(name: str, requests: list[dict], batch: int = 32) -> float:
             platform.prepare(force=True)
             demo = platform.demos[name]
             platform.ingestor(name).run(list(demo.sample_items()))
-            payloads = []
-            for request in requests:
-                if "json" in request:
-                    payloads.append(demo.parse_query_text(request["json"]["query"]))
-                else:
-                    filename, data = request["files"]["file"]
-                    payloads.append(demo.parse_query_file(Upload(filename, data)))
+            payloads = [payload_of(demo, request) for request in requests]
             batch = min(batch, len(payloads))
             demo.encode(payloads[:batch])  # warm
             total, started = 0, time.perf_counter()

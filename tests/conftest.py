@@ -35,3 +35,12 @@ def client(settings):
 
     with TestClient(create_app(settings)) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def procs():
+    """Processes a test started (`procs.append(process)`), killed afterwards, last first."""
+    started = []
+    yield started
+    for process in reversed(started):
+        process.kill()

@@ -1,6 +1,5 @@
 """The `vectorfair` command, run in-process with Typer's runner."""
 
-import io
 import json
 import zipfile
 

@@ -3,18 +3,9 @@
 import time
 
 import httpx
-import pytest
 
 from .conftest import write_config
 from .live import free_port, start_app, start_milvus, wait_for
-
-
-@pytest.fixture
-def procs():
-    started = []
-    yield started
-    for process in reversed(started):
-        process.kill()
 
 
 def search(base, query="apple"):

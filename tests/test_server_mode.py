@@ -14,14 +14,6 @@ from .live import BIN, Process, free_port, start_app, start_milvus, wait_for
 pytest.importorskip("boto3", reason="pip install 'vectorfair[s3]'")
 
 
-@pytest.fixture
-def procs():
-    started = []
-    yield started
-    for process in reversed(started):
-        process.kill()
-
-
 def start_s3(port: int, log) -> Process:
     process = Process([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], log=log)
 

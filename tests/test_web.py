@@ -2,7 +2,6 @@
 against a live server with the real demos and their sample data. Screenshots
 go to artifacts/screenshots/."""
 
-import io
 import shutil
 import zipfile
 from pathlib import Path

@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -23,13 +22,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from sse_starlette.sse import EventSourceResponse
 from starlette.datastructures import UploadFile
 
-from .demo import Demo, Hit, ItemError, QueryError, Upload
-from .ingest import ArchiveError, Ingestor, archive_kind, list_archive
+from .demo import Demo, QueryError, Upload
+from .ingest import ArchiveError, archive_kind, list_archive
 from .jobs import TERMINAL
 from .runtime import DemoNotReady, Platform, media_url
 from .web import mount_web
 from .settings import Settings
-from .store import PUBLIC_TENANT, StoreUnavailable
+from .store import StoreUnavailable
 
 log = logging.getLogger("vectorfair.api")
 RETRY_AFTER_SECONDS = 5
@@ -428,6 +427,11 @@ def _demo_router(platform: Platform, demo: Demo) -> APIRouter:
 
     # -- search --------------------------------------------------------------------
     search_doc = f"Search {demo.title} by {' or '.join(demo.inputs)}; hits are ranked, best first."
+
+    async def search_text(body: SearchBody):  # type: ignore[valid-type]
+        return await _search(lambda: demo.parse_query_text(body.query), body.top_k,
+                             body.filter if demo.Filter else parse_filter(body.filter))
+
     if demo.file_inputs():
         async def search_file(request: Request):
             if demo.text_inputs() and request.headers.get("content-type", "").startswith("application/json"):
@@ -436,8 +440,7 @@ def _demo_router(platform: Platform, demo: Demo) -> APIRouter:
                     body = SearchBody.model_validate(await _json_body(request))
                 except ValidationError as exc:
                     raise bad_request(422, f"invalid search: {_validation_text(exc.errors())}") from None
-                filter_model = body.filter if demo.Filter else parse_filter(body.filter)
-                return await _search(lambda: demo.parse_query_text(body.query), body.top_k, filter_model)
+                return await search_text(body)
             form = await _form(request, "multipart/form-data with a `file` field and an optional `top_k` field")
             upload = form.get("file")
             text = form.get("query")
@@ -464,9 +467,6 @@ def _demo_router(platform: Platform, demo: Demo) -> APIRouter:
             openapi_extra=_search_file_body(demo, limits.max_top_k),
         )
     else:
-        async def search_text(body: SearchBody):  # type: ignore[valid-type]
-            return await _search(lambda: demo.parse_query_text(body.query), body.top_k, body.filter if demo.Filter else parse_filter(body.filter))
-
         router.add_api_route(
             "/search", search_text, methods=["POST"], response_model=SearchResult, responses=ERRORS,
             summary=f"Search {demo.title}", description=search_doc,
@@ -695,15 +695,29 @@ async def _save_archive(platform: Platform, archive: UploadFile) -> Path:
         raise bad_request(415, "the `archive` is not a zip or tar file; send .zip, .tar, .tar.gz, .tar.bz2 or .tar.xz")
     await archive.seek(0)
     target = platform.uploads_dir / f"{uuid.uuid4().hex}.archive"
-    with open(target, "wb") as out:
-        while chunk := await archive.read(1 << 20):
-            out.write(chunk)
+    await _write_upload(archive, target)
     try:
         await anyio.to_thread.run_sync(list_archive, target, platform.settings.limits)
     except ArchiveError as exc:
         target.unlink(missing_ok=True)
         raise bad_request(422, str(exc)) from None
     return target
+
+
+async def _write_upload(upload: UploadFile, target: Path, max_bytes: int | None = None) -> int | None:
+    """Copy an upload to `target` in 1 MiB chunks; its size, or None (and no
+    file) when it is over `max_bytes`."""
+    size = 0
+    with open(target, "wb") as out:
+        while chunk := await upload.read(1 << 20):
+            size += len(chunk)
+            if max_bytes is not None and size > max_bytes:
+                break
+            out.write(chunk)
+    if max_bytes is not None and size > max_bytes:
+        target.unlink(missing_ok=True)
+        return None
+    return size
 
 
 async def _save_single(platform: Platform, upload: UploadFile, demo: Demo, limits) -> Path:
@@ -714,15 +728,9 @@ async def _save_single(platform: Platform, upload: UploadFile, demo: Demo, limit
     if suffix not in demo.accepts:
         raise bad_request(415, f"{suffix or 'a file without a suffix'} is not accepted; {demo.title} takes {', '.join(demo.accepts)}")
     target = platform.uploads_dir / f"{uuid.uuid4().hex}__{filename}"
-    size = 0
-    with open(target, "wb") as out:
-        while chunk := await upload.read(1 << 20):
-            size += len(chunk)
-            if size > limits.max_member_bytes:
-                out.close()
-                target.unlink(missing_ok=True)
-                raise bad_request(413, f"the file is over the limit of {limits.max_member_bytes} bytes for one file")
-            out.write(chunk)
+    size = await _write_upload(upload, target, limits.max_member_bytes)
+    if size is None:
+        raise bad_request(413, f"the file is over the limit of {limits.max_member_bytes} bytes for one file")
     if size == 0:
         target.unlink(missing_ok=True)
         raise bad_request(422, "the file is empty")

@@ -215,7 +215,7 @@ class Demo:
     def parse_upload(self, upload: Upload) -> Iterable[Entry]:
         raise ItemError(
             f"{self.title} does not take files"
-            + (f"; send JSON records instead" if self.accepts_records else "")
+            + ("; send JSON records instead" if self.accepts_records else "")
         )
 
     def split_upload(self, upload: Upload) -> Iterable[tuple[str, dict[str, Any]]] | None:

@@ -78,7 +78,6 @@ class Ingestor:
         self.media = media
         self.batch_size = max(1, batch_size)
         self.tenant = tenant
-        self._on_step: Callable[[str, int, int | None, str], None] | None = None
 
     def run(
         self,
@@ -98,7 +97,6 @@ class Ingestor:
         runs close to the speed of its slowest stage rather than their sum.
         Outcomes are still reported in input order, chunk by chunk.
         """
-        self._on_step = on_step
         outcomes: list[Outcome] = []
         seen: dict[str, Outcome] = {}
 
@@ -121,7 +119,7 @@ class Ingestor:
 
         with ThreadPoolExecutor(1, thread_name_prefix="vectorfair-insert") as inserter:
             pending: Future | None = None
-            stream = prefetched(self._prepare(chunk, seen) for chunk in chunks())
+            stream = prefetched(self._prepare(chunk, seen, on_step) for chunk in chunks())
             try:
                 for prepared in stream:
                     if should_stop():
@@ -166,7 +164,8 @@ class Ingestor:
                     record = RejectedUpload(part_name, b"", error=str(record))
                 yield part_name, record
 
-    def _prepare(self, chunk: list[tuple[str, Source]], seen: dict[str, Outcome]) -> "Prepared":
+    def _prepare(self, chunk: list[tuple[str, Source]], seen: dict[str, Outcome],
+                 on_step: Callable[[str, int, int | None, str], None] | None = None) -> "Prepared":
         """Keys, the stored-already check and parsing, for one chunk."""
         keys = [item_key(source, self.tenant, self._identity(source)) for _, source in chunk]
         stored = self._stored_ids([k for k in keys if k not in seen])
@@ -186,7 +185,9 @@ class Ingestor:
             seen[key] = outcome
             prepared.outcomes.append(outcome)
             try:
-                with reporting_to(self._step_reporter(name)):
+                reporter = None if on_step is None else (
+                    lambda done, total, unit, name=name: on_step(name, done, total, unit))
+                with reporting_to(reporter):
                     entries = list(self._parse(source))
                 if not entries:
                     raise ItemError("nothing usable in this item")
@@ -205,12 +206,6 @@ class Ingestor:
         for repeat, first in prepared.repeats:
             repeat.ids, repeat.error = list(first.ids), first.error
         return prepared.outcomes
-
-    def _step_reporter(self, name: str):
-        on_step = self._on_step
-        if on_step is None:
-            return None
-        return lambda done, total, unit: on_step(name, done, total, unit)
 
     def _identity(self, source: Source) -> str | None:
         if isinstance(source, RejectedUpload):

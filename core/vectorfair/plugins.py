@@ -17,7 +17,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .demo import Demo, DemoOptions
+from .demo import Demo
 from .settings import ConfigError, Settings
 
 log = logging.getLogger("vectorfair.plugins")

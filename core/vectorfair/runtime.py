@@ -154,8 +154,8 @@ class Platform:
             return len(items), items
         kept = self.uploads_dir / (job.upload_file or "")
         if job.source.startswith("file:"):
-            # One long file (a video, a recording); its name follows the "__".
-            return 1, [Upload(kept.name.partition("__")[2] or "upload", kept.read_bytes())]
+            # One long file (a video, a recording); the job's label is its name.
+            return 1, [Upload(job.label or "upload", kept.read_bytes())]
         return len(list_archive(kept, self.settings.limits)), iter_archive(kept, self.settings.limits)
 
     def submit_sample_jobs(self, only_empty: bool = True) -> list[Job]:

@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .demo import Demo, Field
-from .expr import in_list
 from .settings import MilvusSettings
 
 log = logging.getLogger("vectorfair.store")

@@ -100,8 +100,7 @@ def assert_conforms(client, demo: str, query: dict | None = None, self_search: i
 
     # Each stored row finds itself.
     store = platform.store
-    name = store.collection_name(instance)
-    rows = store.call(lambda c: c.query(name, filter="", output_fields=["id", "vector"], limit=self_search))
+    rows = store.query(instance, "", ["id", "vector"], limit=self_search)
     for row in rows:
         hits = store.search(instance, np.asarray(row["vector"], dtype=np.float32), 5)
         best = hits[0]["distance"] if hits else None

@@ -22,11 +22,16 @@ class PaletteOptions(DemoOptions):
     sample_size: int = len(SAMPLES)
 
 
-def histogram(pixels: np.ndarray) -> np.ndarray:
-    """Square roots of the pixel shares in BINS^3 RGB cells, unit length."""
+def cell_counts(pixels: np.ndarray) -> np.ndarray:
+    """How many pixels fall in each of the BINS^3 RGB cells."""
     cells = (pixels.reshape(-1, 3).astype(np.int32) * BINS) // 256
     index = cells[:, 0] * BINS * BINS + cells[:, 1] * BINS + cells[:, 2]
-    counts = np.bincount(index, minlength=BINS ** 3).astype(np.float32)
+    return np.bincount(index, minlength=BINS ** 3)
+
+
+def histogram(pixels: np.ndarray) -> np.ndarray:
+    """Square roots of the pixel shares in BINS^3 RGB cells, unit length."""
+    counts = cell_counts(pixels).astype(np.float32)
     vector = np.sqrt(counts / max(counts.sum(), 1.0))
     return vector / max(float(np.linalg.norm(vector)), 1e-9)
 
@@ -38,8 +43,10 @@ def open_image(data: bytes, error: type[Exception]) -> Image.Image:
         image.load()
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError, ValueError) as exc:
         raise error(f"not a readable image ({type(exc).__name__}); send PNG, JPEG, WebP or GIF") from None
+    mime = Image.MIME.get(image.format, "application/octet-stream")
     image = image.convert("RGB")
     image.thumbnail((256, 256))
+    image.info["mime"] = mime
     return image
 
 
@@ -67,7 +74,7 @@ class Palette(Demo):
         thumb = io.BytesIO()
         image.save(thumb, "JPEG", quality=80)
         yield Entry(payload=histogram(pixels), title=upload.name, fields={"dominant": dominant(pixels)},
-                    media=Media(upload.data, Image.MIME.get(Image.open(io.BytesIO(upload.data)).format, "image/png")),
+                    media=Media(upload.data, image.info["mime"]),
                     thumbnail=Media(thumb.getvalue(), "image/jpeg"))
 
     def parse_query_file(self, upload: Upload) -> np.ndarray:
@@ -98,9 +105,7 @@ class Palette(Demo):
 
 
 def dominant(pixels: np.ndarray) -> str:
-    cells = (pixels.reshape(-1, 3).astype(np.int32) * BINS) // 256
-    index = cells[:, 0] * BINS * BINS + cells[:, 1] * BINS + cells[:, 2]
-    top = int(np.bincount(index, minlength=BINS ** 3).argmax())
+    top = int(cell_counts(pixels).argmax())
     centre = [int((c + 0.5) * 256 / BINS) for c in (top // (BINS * BINS), (top // BINS) % BINS, top % BINS)]
     return "#" + "".join(f"{c:02x}" for c in centre)
 

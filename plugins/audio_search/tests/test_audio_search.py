@@ -59,7 +59,7 @@ def test_noisy_excerpts_find_their_file_and_moment(client):
     rng = np.random.default_rng(7)
     sources = long_samples()
     names = sorted(sources)
-    found = timed = 0
+    found = 0
     misses, latencies = [], []
     queries = 60
     for n in range(queries):

@@ -12,7 +12,6 @@ meet. That keeps one collection per demo, as the core wants, at the cost of
 from __future__ import annotations
 
 import dataclasses
-import io
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
@@ -26,7 +25,7 @@ from vectorfair import (
 )
 from vectorfair.expr import quote
 from vectorfair_image_search import ImageOptions, ImageSearch
-from vectorfair_image_search.imaging import ImageRejected, decode as decode_image, model_input
+from vectorfair_image_search.imaging import ImageRejected, decode as decode_image, model_input, thumbnail
 
 from .faces import FACE_DIM, FaceEncoder
 from .samples import sample_videos
@@ -152,7 +151,7 @@ class VideoAnalysis(Demo):
             stamp = round(frame.timestamp, 3)
             yield Entry(
                 payload=None, vector=vector, title=f"{upload.name} @ {_clock(stamp)}", media=media,
-                thumbnail=Media(_jpeg(image, self.options.thumbnail_size), "image/jpeg"),
+                thumbnail=Media(thumbnail(image, self.options.thumbnail_size), "image/jpeg"),
                 fields={**common, **labels, "kind": "scene", "timestamp": stamp, "keyframe_reason": frame.reason},
             )
             if not self.options.faces:
@@ -163,7 +162,7 @@ class VideoAnalysis(Demo):
                 crop = image.crop((max(0, left - pad), max(0, top - pad), right + pad, bottom + pad))
                 yield Entry(
                     payload=None, vector=_pad(face.descriptor), title=f"face in {upload.name} @ {_clock(stamp)}",
-                    media=media, thumbnail=Media(_jpeg(crop, 160), "image/jpeg"),
+                    media=media, thumbnail=Media(thumbnail(crop, 160), "image/jpeg"),
                     fields={**common, "kind": "face", "timestamp": stamp, "face_box": list(face.box),
                             "keyframe_reason": frame.reason},
                 )
@@ -253,14 +252,6 @@ def _pad(face_vector: np.ndarray) -> np.ndarray:
 
 def _clock(seconds: float) -> str:
     return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
-
-
-def _jpeg(image: Image.Image, size: int) -> bytes:
-    copy = image.copy()
-    copy.thumbnail((size, size))
-    out = io.BytesIO()
-    copy.save(out, "JPEG", quality=85)
-    return out.getvalue()
 
 
 @hookimpl
