@@ -211,20 +211,17 @@ def test_archive_job_with_one_bad_item(client, packer, suffix):
     members = {f"docs/{i}.txt": f"word{i} common".encode() for i in range(40)}
     members["docs/bad.txt"] = b"FAIL this one"
     members["__MACOSX/._junk"] = b"junk"
-    members["../../escape.txt"] = b"escape attempt text"
     archive = packer(members)
     r = client.post("/api/demos/fake/jobs", files={"archive": (f"set.{suffix}", archive)})
     assert r.status_code == 202, r.text
     job = wait_job(client, r.json()["job_id"])
-    assert job["state"] == "succeeded" and job["total"] == 42
-    assert job["done"] == 41 and job["failed"] == 1
+    assert job["state"] == "succeeded" and job["total"] == 41
+    assert job["done"] == 40 and job["failed"] == 1
     assert job["errors"] == [{"name": "docs/bad.txt", "error": "this file asks to fail"}]
-    assert count(client) == 41
-    titles = {h["title"] for h in client.post("/api/demos/fake/search", json={"query": "escape attempt"}).json()["hits"]}
-    assert "escape.txt#0" in titles
+    assert count(client) == 40
     # Loading it again stores nothing twice.
     job = wait_job(client, client.post("/api/demos/fake/jobs", files={"archive": (f"set.{suffix}", archive)}).json()["job_id"])
-    assert job["duplicates"] == 41 and count(client) == 41
+    assert job["duplicates"] == 40 and count(client) == 40
 
 
 def test_one_long_file_loads_as_a_job_with_progress_inside_it(client):

@@ -15,20 +15,25 @@ from pathlib import Path
 from typing import Any, Literal
 
 import anyio
-from fastapi import APIRouter, FastAPI, HTTPException, Request
+from asgi_correlation_id import CorrelationIdMiddleware
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from sse_starlette.sse import EventSourceResponse
 from starlette.datastructures import UploadFile
 
 from .demo import Demo, QueryError, Upload
+from .guard import API_KEY_HEADER, RateLimits, ResponseHeaders, VisitorCookies, is_admin, require_admin, tenant_of
+from .observability import Metrics, RequestMetrics
 from .ingest import ArchiveError, archive_kind, list_archive
 from .jobs import TERMINAL
 from .runtime import DemoNotReady, Platform, media_url
 from .web import mount_web
 from .settings import Settings
-from .store import StoreUnavailable
+from .store import PUBLIC_TENANT, StoreUnavailable
+from .tenancy import QUOTA_REFUSAL, VisitorCookie
 
 log = logging.getLogger("vectorfair.api")
 RETRY_AFTER_SECONDS = 5
@@ -132,7 +137,14 @@ class Item(BaseModel):
     fields: dict[str, Any]
 
 
-ERRORS = {code: {"model": ErrorBody} for code in (400, 404, 409, 413, 415, 422, 503)}
+class ItemDeleted(BaseModel):
+    id: str
+    item: str
+    deleted_rows: int
+
+
+ERRORS = {code: {"model": ErrorBody} for code in (400, 403, 404, 409, 413, 415, 422, 429, 503)}
+ADMIN_ERRORS = {**ERRORS, 401: {"model": ErrorBody}}
 
 
 # -- app ------------------------------------------------------------------------------
@@ -144,6 +156,8 @@ def create_app(settings: Settings | None = None, extra_plugins=(), platform: Pla
     async def lifespan(app: FastAPI):
         platform.jobs.start()
         watcher = asyncio.create_task(_keep_ready(platform), name="vectorfair-ready")
+        cleaner = (asyncio.create_task(_expire_visitor_data(platform), name="vectorfair-expiry")
+                   if platform.settings.visitors.separate else None)
         for result in platform.hook.startup(app=app, demos=platform.demos):
             if asyncio.iscoroutine(result):
                 await result
@@ -151,6 +165,8 @@ def create_app(settings: Settings | None = None, extra_plugins=(), platform: Pla
             yield
         finally:
             watcher.cancel()
+            if cleaner is not None:
+                cleaner.cancel()
             await platform.jobs.stop()
             platform.close()
 
@@ -163,8 +179,24 @@ def create_app(settings: Settings | None = None, extra_plugins=(), platform: Pla
         + [{"name": demo.name, "description": f"{demo.title}: {demo.description}"} for demo in platform.demos.values()],
     )
     app.state.platform = platform
+    settings = platform.settings
     _install_error_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=platform.settings.limits.max_request_bytes)
+    # Added innermost first: the request id wraps everything, so even a 429 or
+    # a 413 is counted, logged and answered with the security headers.
+    app.add_middleware(BodyLimit, max_bytes=settings.limits.max_request_bytes)
+    if settings.visitors.separate:
+        app.add_middleware(VisitorCookies, cookie=VisitorCookie(settings.visitors, platform.data_dir))
+    if settings.rate_limits.enabled:
+        app.add_middleware(RateLimits, settings=settings)
+    app.add_middleware(ResponseHeaders, headers=settings.http.headers)
+    if settings.http.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.http.cors_origins, allow_credentials=True,
+                           allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Content-Type", API_KEY_HEADER, "X-Request-ID"],
+                           expose_headers=["X-Request-ID", "Retry-After", "Location"])
+    app.state.metrics = Metrics(platform)
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
+    app.add_middleware(CorrelationIdMiddleware)
     app.include_router(_platform_router(platform))
     for demo in platform.demos.values():
         app.include_router(_demo_router(platform, demo))
@@ -193,6 +225,19 @@ async def _keep_ready(platform: Platform) -> None:
         except Exception:
             log.exception("readiness check failed")
         await asyncio.sleep(platform.settings.milvus.reconnect_interval)
+
+
+async def _expire_visitor_data(platform: Platform) -> None:
+    """Delete visitors' items once they are older than `expire_after_s`."""
+    while True:
+        await asyncio.sleep(platform.settings.visitors.cleanup_interval_s)
+        try:
+            if platform.prepare():
+                await anyio.to_thread.run_sync(platform.tenancy.expire)
+        except StoreUnavailable:
+            pass  # Milvus is away; the next round catches up
+        except Exception:
+            log.exception("expiring visitor data failed")
 
 
 async def _warm_up(platform: Platform) -> None:
@@ -312,31 +357,33 @@ def _platform_router(platform: Platform) -> APIRouter:
         ]
 
     @router.get("/api/demos", response_model=list[DemoInfo])
-    async def demos():
-        """The enabled demos, what they accept and how many items they hold."""
-        return await anyio.to_thread.run_sync(lambda: [demo_info(platform, d) for d in platform.demos.values()])
+    async def demos(request: Request):
+        """The enabled demos, what they accept and how many items they hold (that you can see)."""
+        tenant = tenant_of(request)
+        return await anyio.to_thread.run_sync(lambda: [demo_info(platform, d, tenant) for d in platform.demos.values()])
 
-    @router.get("/api/jobs", response_model=list[JobOut], tags=["jobs"])
-    async def list_jobs(demo: str | None = None, limit: int = 50):
-        """Recent jobs, newest first."""
-        jobs = [j for j in platform.jobs.jobs.values() if demo is None or j.demo == demo]
-        return [j.public() for j in sorted(jobs, key=lambda j: -j.created)[: max(1, min(limit, 500))]]
+    @router.get("/api/jobs", response_model=list[JobOut], tags=["jobs"], responses={422: {"model": ErrorBody}})
+    async def list_jobs(request: Request, demo: str | None = None, limit: int = Query(50, ge=1, le=500)):
+        """Recent jobs (a visitor's own), newest first."""
+        jobs = [j for j in platform.jobs.jobs.values()
+                if (demo is None or j.demo == demo) and _may_see_job(request, j)]
+        return [j.public() for j in sorted(jobs, key=lambda j: -j.created)[:limit]]
 
     @router.get("/api/jobs/{job_id}", response_model=JobOut, tags=["jobs"], responses=ERRORS)
-    async def get_job(job_id: str):
+    async def get_job(job_id: str, request: Request):
         """A job's state and progress, with the errors of failed items."""
-        return _job_or_404(platform, job_id).public()
+        return _job_or_404(platform, job_id, request).public()
 
     @router.delete("/api/jobs/{job_id}", response_model=JobOut, tags=["jobs"], responses=ERRORS)
-    async def cancel_job(job_id: str):
+    async def cancel_job(job_id: str, request: Request):
         """Cancel a queued or running job; items stored before it stops are kept."""
-        _job_or_404(platform, job_id)
+        _job_or_404(platform, job_id, request)
         return platform.jobs.cancel(job_id).public()
 
     @router.get("/api/jobs/{job_id}/events", tags=["jobs"], responses=ERRORS)
     async def job_events(job_id: str, request: Request):
         """Server-sent events: a `progress` event at each change, then one `end` event."""
-        job = _job_or_404(platform, job_id)
+        job = _job_or_404(platform, job_id, request)
 
         async def stream():
             sent = -1
@@ -353,24 +400,37 @@ def _platform_router(platform: Platform) -> APIRouter:
 
         return EventSourceResponse(stream(), ping=15)
 
+    if platform.settings.http.metrics:
+        @router.get("/metrics", response_class=PlainTextResponse,
+                    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
+        async def metrics(request: Request):
+            """Prometheus metrics: requests, latencies, encoder batch sizes, jobs."""
+            return request.app.state.metrics.response()
+
     return router
 
 
-def _job_or_404(platform: Platform, job_id: str):
+def _may_see_job(request: Request, job) -> bool:
+    settings = request.app.state.platform.settings
+    return is_admin(settings, request.headers.get(API_KEY_HEADER)) or job.tenant == tenant_of(request)
+
+
+def _job_or_404(platform: Platform, job_id: str, request: Request):
     job = platform.jobs.jobs.get(job_id)
-    if job is None:
-        raise bad_request(404, f"no job {job_id!r}; GET /api/jobs lists the jobs")
+    # Another visitor's job is "not found" too: its existence is not theirs to know.
+    if job is None or not _may_see_job(request, job):
+        raise bad_request(404, f"no job {job_id[:64]!r}; GET /api/jobs lists your jobs")
     return job
 
 
-def demo_info(platform: Platform, demo: Demo) -> DemoInfo:
+def demo_info(platform: Platform, demo: Demo, tenant: str = PUBLIC_TENANT) -> DemoInfo:
     count, status = None, "ready"
     if demo.name in platform.demo_errors:
         status = platform.demo_errors[demo.name]
     else:
         try:
             platform.require(demo.name)
-            count = platform.store.count(demo)
+            count = platform.store.count(demo, platform.tenancy.visible_expression(tenant))
         except StoreUnavailable:
             status = "Milvus unreachable"
     return DemoInfo(
@@ -409,9 +469,9 @@ def _demo_router(platform: Platform, demo: Demo) -> APIRouter:
     def ready() -> Demo:
         return platform.require(name)
 
-    def search_blocking(payload: Any, top_k: int, filter_model: BaseModel | None) -> dict[str, Any]:
+    def search_blocking(payload: Any, top_k: int, filter_model: BaseModel | None, tenant: str) -> dict[str, Any]:
         started = time.perf_counter()
-        hits = platform.search(name, payload, top_k, filter_model)
+        hits = platform.search(name, payload, top_k, filter_model, tenant=tenant)
         return {"hits": [h.__dict__ for h in hits], "took_ms": round((time.perf_counter() - started) * 1000, 2),
                 "summary": demo.summarize(payload, hits)}
 
@@ -428,9 +488,9 @@ def _demo_router(platform: Platform, demo: Demo) -> APIRouter:
     # -- search --------------------------------------------------------------------
     search_doc = f"Search {demo.title} by {' or '.join(demo.inputs)}; hits are ranked, best first."
 
-    async def search_text(body: SearchBody):  # type: ignore[valid-type]
+    async def search_text(body: SearchBody, request: Request):  # type: ignore[valid-type]
         return await _search(lambda: demo.parse_query_text(body.query), body.top_k,
-                             body.filter if demo.Filter else parse_filter(body.filter))
+                             body.filter if demo.Filter else parse_filter(body.filter), tenant_of(request))
 
     if demo.file_inputs():
         async def search_file(request: Request):
@@ -440,7 +500,7 @@ def _demo_router(platform: Platform, demo: Demo) -> APIRouter:
                     body = SearchBody.model_validate(await _json_body(request))
                 except ValidationError as exc:
                     raise bad_request(422, f"invalid search: {_validation_text(exc.errors())}") from None
-                return await search_text(body)
+                return await search_text(body, request)
             form = await _form(request, "multipart/form-data with a `file` field and an optional `top_k` field")
             upload = form.get("file")
             text = form.get("query")
@@ -459,7 +519,7 @@ def _demo_router(platform: Platform, demo: Demo) -> APIRouter:
                 parse = lambda: demo.parse_query_file(Upload(upload.filename or "query", data, upload.content_type))
             else:
                 parse = lambda: demo.parse_query_text(text)
-            return await _search(parse, top_k, filter_model)
+            return await _search(parse, top_k, filter_model, tenant_of(request))
 
         router.add_api_route(
             "/search", search_file, methods=["POST"], response_model=SearchResult, responses=ERRORS,
@@ -472,11 +532,11 @@ def _demo_router(platform: Platform, demo: Demo) -> APIRouter:
             summary=f"Search {demo.title}", description=search_doc,
         )
 
-    async def _search(parse, top_k: int, filter_model: BaseModel | None):
+    async def _search(parse, top_k: int, filter_model: BaseModel | None, tenant: str):
         def run():
             # A demo may find a query unusable while parsing it or while searching.
             try:
-                return search_blocking(parse(), top_k, filter_model)
+                return search_blocking(parse(), top_k, filter_model, tenant)
             except QueryError as exc:
                 raise bad_request(422, str(exc)) from None
 
@@ -485,11 +545,11 @@ def _demo_router(platform: Platform, demo: Demo) -> APIRouter:
     # -- items ---------------------------------------------------------------------
     async def add_items(request: Request):
         sources = await _item_sources(request, demo, limits)
+        tenant = tenant_of(request)
 
         def run():
             ready()
-            outcomes = platform.ingestor(name).run(sources)
-            return outcomes
+            return platform.ingestor(name, tenant).run(sources)
 
         outcomes = await anyio.to_thread.run_sync(run)
         body = ItemsAdded(
@@ -498,10 +558,11 @@ def _demo_router(platform: Platform, demo: Demo) -> APIRouter:
             failed=[Failure(name=o.name, error=o.error) for o in outcomes if o.error],
         )
         if outcomes and not body.ids:
+            over_quota = all(f.error.startswith(QUOTA_REFUSAL) for f in body.failed)
             return JSONResponse(
                 {"detail": "no item could be stored: " + "; ".join(f"{f.name}: {f.error}" for f in body.failed[:10]),
                  **body.model_dump()},
-                status_code=422,
+                status_code=403 if over_quota else 422,
             )
         return JSONResponse(body.model_dump(), status_code=201)
 
@@ -524,22 +585,26 @@ def _demo_router(platform: Platform, demo: Demo) -> APIRouter:
     # -- jobs ----------------------------------------------------------------------
     async def create_job(request: Request):
         content_type = request.headers.get("content-type", "")
+        tenant = tenant_of(request)
         # Off the event loop: reaching a Milvus that is away may take its timeout.
         await anyio.to_thread.run_sync(ready)
         if content_type.startswith("application/json"):
             body = await _json_body(request)
             if not isinstance(body, dict) or body.get("sample") is not True or set(body) - {"sample"}:
                 raise bad_request(422, 'send {"sample": true} to load the sample data, or upload an archive')
+            # The sample is shared data: loading it is an admin's call.
+            await require_admin(request, request.headers.get(API_KEY_HEADER))
             job = platform.jobs.submit(name, "sample", label="sample data")
         else:
             form = await _form(request, 'multipart/form-data with an `archive` or `file` field, or JSON {"sample": true}')
             archive, single = form.get("archive"), form.get("file")
             if isinstance(archive, UploadFile):
                 stored = await _save_archive(platform, archive)
-                job = platform.jobs.submit(name, f"archive:{stored.name}", label=archive.filename or "archive")
+                job = platform.jobs.submit(name, f"archive:{stored.name}", label=_safe_name(archive.filename or "archive"),
+                                           tenant=tenant)
             elif isinstance(single, UploadFile) and demo.accepts:
                 stored = await _save_single(platform, single, demo, limits)
-                job = platform.jobs.submit(name, f"file:{stored.name}", label=_safe_name(single.filename))
+                job = platform.jobs.submit(name, f"file:{stored.name}", label=_safe_name(single.filename), tenant=tenant)
             else:
                 raise bad_request(422, "send a zip or tar as a multipart file field named `archive`"
                                   + (f", or one long file ({', '.join(demo.accepts)}) as `file`" if demo.accepts else ""))
@@ -551,8 +616,8 @@ def _demo_router(platform: Platform, demo: Demo) -> APIRouter:
     router.add_api_route(
         "/jobs", create_job, methods=["POST"], status_code=202, response_model=JobCreated, responses=ERRORS,
         summary=f"Bulk-load {demo.title}",
-        description="Loads an archive (zip or tar of items), one long file, or the demo's sample data in the background. "
-        "Follow it with GET /api/jobs/{job_id} or its server-sent events.",
+        description="Loads an archive (zip or tar of items), one long file, or the demo's sample data (admins only) "
+        "in the background. Follow it with GET /api/jobs/{job_id} or its server-sent events.",
         openapi_extra={"requestBody": {"required": True, "content": {
             "multipart/form-data": {"schema": {"type": "object", "properties": {
                 "archive": {"type": "string", "format": "binary", "description": "zip, tar, tar.gz, tar.bz2 or tar.xz"},
@@ -565,8 +630,8 @@ def _demo_router(platform: Platform, demo: Demo) -> APIRouter:
 
     # -- reading -------------------------------------------------------------------
     @router.get("/items/{item_id}", response_model=Item, responses=ERRORS, summary=f"One item of {demo.title}")
-    async def get_item(item_id: str):
-        row = await _row(item_id)
+    async def get_item(item_id: str, request: Request):
+        row = await _row(item_id, tenant_of(request))
         return Item(
             id=row["id"], title=row.get("title", ""), item=row.get("item", ""), created=row.get("created", 0),
             media_url=media_url(demo, row["id"], row.get("media"), "media"),
@@ -574,58 +639,90 @@ def _demo_router(platform: Platform, demo: Demo) -> APIRouter:
             fields={f.name: row.get(f.name) for f in demo.fields},
         )
 
-    async def _row(item_id: str) -> dict[str, Any]:
+    async def _row(item_id: str, tenant: str) -> dict[str, Any]:
+        """The row, if `tenant` may see it; another visitor's row is "no item" too."""
         if len(item_id) > 64:
             raise bad_request(404, f"no item {item_id[:64]!r}… in {name}")
         row = await anyio.to_thread.run_sync(lambda: (ready(), platform.store.get(demo, item_id))[1])
-        if row is None:
+        if row is None or not platform.tenancy.can_see(tenant, row):
             raise bad_request(404, f"no item {item_id!r} in {name}; search or GET /api/demos/{name}/stats")
         return row
 
-    async def _blob(item_id: str, field: str, what: str):
-        row = await _row(item_id)
+    async def _blob(item_id: str, field: str, what: str, request: Request):
+        row = await _row(item_id, tenant_of(request))
         path = platform.media.path(row.get(field) or "")
         if path is None:
             raise bad_request(404, f"item {item_id!r} has no stored {what}")
         content_type = platform.media.content_type(row[field]) or "application/octet-stream"
-        return FileResponse(path, media_type=content_type, headers={"Cache-Control": "public, max-age=86400"})
+        shared = row.get("tenant", PUBLIC_TENANT) == PUBLIC_TENANT
+        return FileResponse(path, media_type=content_type,
+                            headers={"Cache-Control": "public, max-age=86400" if shared else "private, max-age=3600"})
 
     @router.get("/items/{item_id}/media", responses={**ERRORS, 200: {"content": {"application/octet-stream": {}}}},
                 response_class=FileResponse, summary="The item's stored media (HTTP range requests work)")
-    async def get_media(item_id: str):
-        return await _blob(item_id, "media", "media")
+    async def get_media(item_id: str, request: Request):
+        return await _blob(item_id, "media", "media", request)
 
     @router.get("/items/{item_id}/thumbnail", responses={**ERRORS, 200: {"content": {"image/*": {}}}},
                 response_class=FileResponse, summary="The item's thumbnail")
-    async def get_thumbnail(item_id: str):
-        return await _blob(item_id, "thumb", "thumbnail")
+    async def get_thumbnail(item_id: str, request: Request):
+        return await _blob(item_id, "thumb", "thumbnail", request)
+
+    @router.delete("/items/{item_id}", response_model=ItemDeleted, responses=ADMIN_ERRORS,
+                   summary=f"Delete one item of {demo.title}")
+    async def delete_item(item_id: str, request: Request):
+        """Deletes the item a row belongs to (every row of it: a video's keyframes, a recording's windows).
+        Visitors delete their own items; shared items need the admin key."""
+        tenant = tenant_of(request)
+        row = await _row(item_id, tenant)
+        if not platform.tenancy.owns(tenant, row):
+            raise bad_request(403, "this item is shared data; only an admin (X-API-Key) can delete it")
+        item = row.get("item") or row["id"]
+        deleted = await anyio.to_thread.run_sync(
+            lambda: platform.tenancy.delete_item(demo, item, row.get("tenant", PUBLIC_TENANT)))
+        return ItemDeleted(id=row["id"], item=item, deleted_rows=deleted)
 
     @router.get("/stats", response_model=Stats, responses=ERRORS, summary=f"Size and index of {demo.title}")
-    async def stats():
+    async def stats(request: Request):
+        visible = platform.tenancy.visible_expression(tenant_of(request))
+
         def run():
             ready()
             info = platform.store.collections[name]
-            return Stats(demo=name, count=platform.store.count(demo), collection=info.name, index_type=info.index_type,
-                         metric=demo.metric, dim=demo.dim, active_jobs=len(platform.jobs.active(name)))
+            return Stats(demo=name, count=platform.store.count(demo, visible), collection=info.name,
+                         index_type=info.index_type, metric=demo.metric, dim=demo.dim,
+                         active_jobs=len(platform.jobs.active(name)))
 
         return await anyio.to_thread.run_sync(run)
 
-    @router.delete("/items", responses=ERRORS, summary=f"Drop every item of {demo.title}")
-    async def drop_items() -> dict[str, Any]:
-        """Deletes the demo's collection and creates it empty again."""
+    def drop_and_recreate() -> None:
         if platform.jobs.active(name):
             raise bad_request(409, f"{name} has running jobs; cancel them first (DELETE /api/jobs/{{job_id}})")
+        if name in platform.demo_errors:
+            platform.demo_errors.pop(name)
+        else:
+            ready()
+        platform.store.drop(demo)
+        platform.store.ensure_collection(demo)
 
-        def run():
-            if name in platform.demo_errors:
-                platform.demo_errors.pop(name)
-            else:
-                ready()
-            platform.store.drop(demo)
-            platform.store.ensure_collection(demo)
-            return {"demo": name, "dropped": True}
+    @router.delete("/items", responses=ADMIN_ERRORS, summary=f"Drop every item of {demo.title} (admin)",
+                   dependencies=[Depends(require_admin)])
+    async def drop_items() -> dict[str, Any]:
+        """Deletes the demo's collection, everyone's items included, and creates it empty again."""
+        await anyio.to_thread.run_sync(drop_and_recreate)
+        return {"demo": name, "dropped": True}
 
-        return await anyio.to_thread.run_sync(run)
+    @router.post("/reload", response_model=JobCreated, status_code=202, responses=ADMIN_ERRORS,
+                 summary=f"Drop {demo.title} and load its sample data again (admin)",
+                 dependencies=[Depends(require_admin)])
+    async def reload():
+        """Starts from a clean collection holding the sample data only; follow the job like any other."""
+        await anyio.to_thread.run_sync(drop_and_recreate)
+        job = platform.jobs.submit(name, "sample", label="sample data (reload)")
+        return JSONResponse(
+            {"job_id": job.id, "status_url": f"/api/jobs/{job.id}", "events_url": f"/api/jobs/{job.id}/events"},
+            status_code=202, headers={"Location": f"/api/jobs/{job.id}"},
+        )
 
     return router
 

@@ -56,21 +56,31 @@ def serve(
     config: Optional[Path] = ConfigOption,
     host: Optional[str] = typer.Option(None, help="bind address (config: [serve] host)"),
     port: Optional[int] = typer.Option(None, help="port (config: [serve] port)"),
-    log_level: str = typer.Option("info"),
+    log_level: Optional[str] = typer.Option(None, help="log level (config: [serve] log_level)"),
+    log_format: Optional[str] = typer.Option(None, help="text or json (config: [serve] log_format)"),
 ):
     """Run the web app and API."""
+    import logging.config
+
     import uvicorn
 
     from .api import create_app
+    from .observability import logging_config
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings(config)
+        if log_level:
+            settings.serve.log_level = log_level
+        if log_format:
+            settings.serve.log_format = log_format
+        log_config = logging_config(settings.serve.log_format, settings.serve.log_level)
+        logging.config.dictConfig(log_config)
         web_app = create_app(settings)
-    except ConfigError as exc:
+    except (ConfigError, KeyError) as exc:
         err.print(f"[red]config error:[/red] {exc}")
         raise typer.Exit(2) from None
-    uvicorn.run(web_app, host=host or settings.serve.host, port=port or settings.serve.port, log_level=log_level)
+    uvicorn.run(web_app, host=host or settings.serve.host, port=port or settings.serve.port,
+                log_config=log_config, proxy_headers=True, forwarded_allow_ips=settings.serve.forwarded_allow_ips)
 
 
 @app.command()

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import queue
+import re
 import tarfile
 import threading
 import time
@@ -28,6 +29,7 @@ from .media import MediaStore
 from .progress import reporting_to
 from .settings import LimitSettings
 from .store import PUBLIC_TENANT, Store, StoreUnavailable
+from .tenancy import Quota
 
 log = logging.getLogger("vectorfair.ingest")
 Source = Upload | dict[str, Any]
@@ -72,12 +74,15 @@ def row_ids(item: str, count: int) -> list[str]:
 
 
 class Ingestor:
-    def __init__(self, demo: Demo, store: Store, media: MediaStore, batch_size: int = 32, tenant: str = PUBLIC_TENANT):
+    def __init__(self, demo: Demo, store: Store, media: MediaStore, batch_size: int = 32, tenant: str = PUBLIC_TENANT,
+                 quota: Quota | None = None):
         self.demo = demo
         self.store = store
         self.media = media
         self.batch_size = max(1, batch_size)
         self.tenant = tenant
+        # A visitor's quota: taken by each new item before it is parsed.
+        self.quota = quota
 
     def run(
         self,
@@ -184,6 +189,10 @@ class Ingestor:
             outcome = Outcome(name)
             seen[key] = outcome
             prepared.outcomes.append(outcome)
+            refusal = self.quota.take(source) if self.quota is not None else None
+            if refusal:
+                outcome.error = refusal
+                continue
             try:
                 reporter = None if on_step is None else (
                     lambda done, total, unit, name=name: on_step(name, done, total, unit))
@@ -421,37 +430,63 @@ def _display_name(name: str) -> str:
     return "/".join(parts) or "unnamed"
 
 
+# A member that unpacks to more than this many times its packed size, and to
+# more than a mebibyte, is taken for a decompression bomb.
+MAX_COMPRESSION_RATIO = 200
+
+
 def list_archive(path: Path, limits: LimitSettings) -> list[str]:
-    """Member names of a zip or tar file, checked against the limits."""
+    """Member names of a zip or tar file, checked against the limits from its
+    directory (headers only, nothing is unpacked): member count, sizes,
+    compression ratio, and names that would escape a directory."""
     with open(path, "rb") as fh:
         kind = archive_kind(fh.read(512))
     if kind is None:
         raise ArchiveError("not a zip or tar archive; send a .zip, .tar, .tar.gz, .tar.bz2 or .tar.xz file")
     members: list[tuple[str, int]] = []
+    total = 0
     try:
         if kind == "zip":
             with zipfile.ZipFile(path) as zf:
-                members = [(i.filename, i.file_size) for i in zf.infolist() if not i.is_dir()]
+                for info in zf.infolist():
+                    if info.is_dir():
+                        continue
+                    if info.file_size > (1 << 20) and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
+                        raise ArchiveError(
+                            f"{_display_name(info.filename)!r} unpacks to {info.file_size} bytes from "
+                            f"{info.compress_size}: refused as a decompression bomb")
+                    members.append((info.filename, info.file_size))
         else:
             with tarfile.open(path) as tf:
                 for info in tf:
                     if info.isfile():
                         members.append((info.name, info.size))
-                    if len(members) > limits.max_archive_members:
+                        total += info.size
+                    # Stop reading a compressed stream as soon as it is over a limit.
+                    if len(members) > limits.max_archive_members or total > limits.max_archive_bytes:
                         break
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
         raise ArchiveError(f"the archive is damaged: {exc}") from None
+    escaping = next((name for name, _ in members if _escapes(name)), None)
+    if escaping is not None:
+        raise ArchiveError(f"the archive names a file outside itself ({escaping[:200]!r}); "
+                           "pack it with relative paths and no '..'")
     members = [(name, size) for name, size in members if _usable_member(name)]
     if len(members) > limits.max_archive_members:
         raise ArchiveError(f"the archive has more than {limits.max_archive_members} files; split it")
     total = sum(size for _, size in members)
     if total > limits.max_archive_bytes:
         raise ArchiveError(
-            f"the archive unpacks to {total} bytes, over the limit of {limits.max_archive_bytes}; split it"
+            f"the archive unpacks to {total} bytes or more, over the limit of {limits.max_archive_bytes}; split it"
         )
     if not members:
         raise ArchiveError("the archive holds no files")
     return [name for name, _ in members]
+
+
+def _escapes(name: str) -> bool:
+    normal = name.replace("\\", "/")
+    return normal.startswith("/") or re.match(r"^[A-Za-z]:", normal) is not None or ".." in normal.split("/")
 
 
 def iter_archive(path: Path, limits: LimitSettings) -> Iterator[Upload]:

@@ -23,7 +23,7 @@ from typing import Any
 import anyio
 
 from .ingest import Ingestor, Outcome, Source
-from .store import StoreUnavailable
+from .store import PUBLIC_TENANT, StoreUnavailable
 
 log = logging.getLogger("vectorfair.jobs")
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -51,6 +51,8 @@ class Job:
     # Progress inside the item being processed, for items that take long
     # (a video's frames): {"item", "done", "total", "unit"}.
     step: dict[str, Any] | None = None
+    # Whose items the job stores: "public" (shared data) or a visitor.
+    tenant: str = PUBLIC_TENANT
     version: int = 0
 
     @property
@@ -100,7 +102,7 @@ SourceOpener = Callable[[Job], tuple[int | None, Iterable[Source]]]
 class JobRunner:
     """Runs queued jobs one at a time (2 cores: parallel jobs only fight)."""
 
-    def __init__(self, store: JobStore, ingestor_for: Callable[[str], Ingestor], open_source: SourceOpener,
+    def __init__(self, store: JobStore, ingestor_for: Callable[[str, str], Ingestor], open_source: SourceOpener,
                  uploads_dir: Path, require_demo: Callable[[str], Any] = lambda demo: None):
         self.store = store
         self.ingestor_for = ingestor_for
@@ -150,8 +152,8 @@ class JobRunner:
         return job.upload_file is not None and (self.uploads_dir / job.upload_file).is_file()
 
     # -- API ---------------------------------------------------------------------
-    def submit(self, demo: str, source: str, label: str = "") -> Job:
-        job = Job(id=uuid.uuid4().hex, demo=demo, source=source, label=label)
+    def submit(self, demo: str, source: str, label: str = "", tenant: str = PUBLIC_TENANT) -> Job:
+        job = Job(id=uuid.uuid4().hex, demo=demo, source=source, label=label, tenant=tenant)
         self.jobs[job.id] = job
         self._touch(job)
         assert self._queue is not None, "JobRunner.start() was not called"
@@ -257,7 +259,7 @@ class JobRunner:
             job.step = {"item": item, "done": done, "total": total, "unit": unit}
             changed()
 
-        self.ingestor_for(job.demo).run(
+        self.ingestor_for(job.demo, job.tenant).run(
             sources, on_outcome=on_outcome, should_stop=lambda: job.id in self._cancel, on_split=on_split,
             on_step=on_step,
         )

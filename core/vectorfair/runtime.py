@@ -23,7 +23,8 @@ from .jobs import Job, JobRunner, JobStore
 from .media import open_media_store
 from .plugins import Discovery, configure_demos, discover
 from .settings import Settings, load_settings
-from .store import SchemaMismatch, Store, StoreUnavailable
+from .store import PUBLIC_TENANT, SchemaMismatch, Store, StoreUnavailable
+from .tenancy import Tenancy
 
 log = logging.getLogger("vectorfair")
 
@@ -43,6 +44,9 @@ class Platform:
         self.uploads_dir = self.data_dir / "uploads"
         self.uploads_dir.mkdir(parents=True, exist_ok=True)
         self.demo_errors: dict[str, str] = {}
+        self.tenancy = Tenancy(self.settings.visitors, self.store, self.media, self.demos)
+        # Called with (demo name, batch size) for every model call on queries.
+        self.batch_listeners: list[Any] = []
         self._ready_lock = threading.Lock()
         self._last_attempt = 0.0
         self.batchers: dict[str, Batcher] = {}
@@ -56,9 +60,10 @@ class Platform:
     def hook(self):
         return self.discovery.manager.hook
 
-    def ingestor(self, demo_name: str, tenant: str | None = None) -> Ingestor:
-        kwargs = {"tenant": tenant} if tenant else {}
-        return Ingestor(self.demos[demo_name], self.store, self.media, self.settings.jobs.batch_size, **kwargs)
+    def ingestor(self, demo_name: str, tenant: str = PUBLIC_TENANT) -> Ingestor:
+        """An ingestor storing for `tenant`, within that visitor's quota."""
+        return Ingestor(self.demos[demo_name], self.store, self.media, self.settings.jobs.batch_size,
+                        tenant=tenant, quota=self.tenancy.quota(tenant))
 
     def _configure_encoders(self) -> None:
         encoders = self.settings.encoders
@@ -69,9 +74,14 @@ class Platform:
         if not encoders.batching:
             return
         for name, demo in self.demos.items():
-            batcher = Batcher(demo.encode, encoders.max_batch, encoders.max_wait_ms / 1000, name=name)
+            batcher = Batcher(demo.encode, encoders.max_batch, encoders.max_wait_ms / 1000, name=name,
+                              on_batch=lambda size, name=name: self._batch_ran(name, size))
             demo.use_query_batcher(batcher)
             self.batchers[name] = batcher
+
+    def _batch_ran(self, demo_name: str, size: int) -> None:
+        for listener in self.batch_listeners:
+            listener(demo_name, size)
 
     # -- readiness ---------------------------------------------------------------
     def prepare(self, force: bool = False) -> bool:
@@ -123,11 +133,15 @@ class Platform:
         }
 
     # -- search --------------------------------------------------------------------
-    def search(self, demo_name: str, payload: Any, top_k: int, filter_model: BaseModel | None = None) -> list[Hit]:
+    def search(self, demo_name: str, payload: Any, top_k: int, filter_model: BaseModel | None = None,
+               tenant: str = PUBLIC_TENANT) -> list[Hit]:
+        """Hits among what `tenant` may see: the shared data and, for a
+        visitor, their own items."""
         demo = self.require(demo_name)
         if filter_model is None and demo.Filter is not None:
             filter_model = default_filter(demo)
-        expression = all_of(demo.filter_expression(filter_model) if filter_model is not None else "")
+        expression = all_of(demo.filter_expression(filter_model) if filter_model is not None else "",
+                            self.tenancy.visible_expression(tenant))
 
         def nearest(vector: np.ndarray, limit: int) -> list[Hit]:
             return [self.to_hit(demo, row) for row in self.store.search(demo, vector, limit, expression)]

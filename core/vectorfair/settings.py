@@ -77,6 +77,70 @@ class EncoderSettings(_Section):
 class ServeSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 8000
+    # "text" for a terminal, "json" (one object per line, with the request id)
+    # for a log collector.
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+    # Addresses of reverse proxies whose X-Forwarded-For/-Proto are believed
+    # (uvicorn's forwarded_allow_ips); the rate limits key on the client
+    # address this yields.
+    forwarded_allow_ips: str = "127.0.0.1"
+
+
+class VisitorSettings(_Section):
+    # On (the hosted portal): every visitor is an anonymous tenant named in a
+    # signed cookie and sees the shared data plus only what they uploaded.
+    # Off: one tenant, everything uploaded is shared.
+    separate: bool = False
+    # Signs the visitor cookie. Empty: a random key kept in data_dir, which is
+    # enough for one process; give every process of a deployment the same key.
+    secret: str = ""
+    cookie_name: str = "vf_visitor"
+    # "auto": Secure when the request came over https (as the proxy says).
+    cookie_secure: Literal["auto", "always", "never"] = "auto"
+    cookie_max_age_s: int = Field(30 * 86400, ge=60)
+    # Quotas per visitor over all demos: stored items, and bytes of stored
+    # files (media and thumbnails). 0 = no limit.
+    max_items: int = Field(200, ge=0)
+    max_bytes: int = Field(100 * 1024 * 1024, ge=0)
+    # A visitor's items are deleted this long after they were stored.
+    expire_after_s: int = Field(24 * 3600, ge=1)
+    cleanup_interval_s: float = Field(300.0, gt=0)
+
+
+class AdminSettings(_Section):
+    # Admin routes (loading shared data, drop, reload, adding to the shared
+    # data) take this key as `X-API-Key`. Empty: open when visitors are not
+    # separate (a local install), closed when they are (a portal).
+    api_key: str = ""
+
+
+class RateLimitSettings(_Section):
+    # Per client address, in the `limits` library's notation ("30/minute",
+    # "5/second;100/hour"). Admin requests are not limited.
+    enabled: bool = False
+    search: str = "60/minute"
+    upload: str = "20/minute"
+    api: str = "600/minute"
+    # "memory://" counts per process; "redis://host:6379" shares the counts
+    # between processes (needs the redis client installed).
+    storage_uri: str = "memory://"
+
+
+class HttpSettings(_Section):
+    # Origins allowed to call the API from a browser (CORS); empty: none.
+    cors_origins: list[str] = Field(default_factory=list)
+    # Added to every response that does not set them itself.
+    headers: dict[str, str] = Field(default_factory=lambda: {
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "same-origin",
+        "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+        "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; object-src 'none'; "
+        "frame-ancestors 'none'; base-uri 'self'",
+    })
+    # Prometheus metrics at /metrics.
+    metrics: bool = True
 
 
 class Settings(BaseSettings):
@@ -98,6 +162,10 @@ class Settings(BaseSettings):
     jobs: JobSettings = Field(default_factory=JobSettings)
     encoders: EncoderSettings = Field(default_factory=EncoderSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
+    visitors: VisitorSettings = Field(default_factory=VisitorSettings)
+    admin: AdminSettings = Field(default_factory=AdminSettings)
+    rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
     # [demos.<name>] sections, validated later by each demo's own Options model.
     demos: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
