@@ -614,7 +614,7 @@ def _demo_router(platform: Platform, demo: Demo) -> APIRouter:
         )
 
     router.add_api_route(
-        "/jobs", create_job, methods=["POST"], status_code=202, response_model=JobCreated, responses=ERRORS,
+        "/jobs", create_job, methods=["POST"], status_code=202, response_model=JobCreated, responses=ADMIN_ERRORS,
         summary=f"Bulk-load {demo.title}",
         description="Loads an archive (zip or tar of items), one long file, or the demo's sample data (admins only) "
         "in the background. Follow it with GET /api/jobs/{job_id} or its server-sent events.",
