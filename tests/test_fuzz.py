@@ -26,18 +26,25 @@ from .conftest import write_config
 from .live import free_port, start_app, wait_for
 
 ADMIN_KEY = "fuzz-admin-key"
-EXAMPLES = int(os.environ.get("VECTORFAIR_FUZZ_EXAMPLES", "30"))
+EXAMPLES = int(os.environ.get("VECTORFAIR_FUZZ_EXAMPLES", "8"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           negative_data_rejection]
 SENT: dict[str, int] = {}
 
 
+# Every built-in demo and the example plugin, so every route any of them
+# adds is fuzzed; the fake demo brings shared sample data to read.
+PLUGINS = "fake,qa_chatbot,image_search,molecule_search,audio_search,video_analysis,palette"
+REAL_DEMOS = ("qa_chatbot", "image_search", "molecule_search", "audio_search", "video_analysis", "palette")
+
+
 def portal_config(root: Path) -> Path:
     return write_config(root, (
         "[demos.fake]\nload_sample_on_start = true\n"
-        f'[admin]\napi_key = "{ADMIN_KEY}"\n'
+        + "".join(f"[demos.{name}]\nload_sample_on_start = false\n" for name in REAL_DEMOS)
+        + f'[admin]\napi_key = "{ADMIN_KEY}"\n'
         '[visitors]\nseparate = true\nsecret = "fuzz"\nmax_items = 50\n'
-        "[limits]\nmax_request_bytes = 1048576\n"))
+        "[limits]\nmax_request_bytes = 1048576\n"), plugins=PLUGINS)
 
 
 def served_schema() -> dict:
@@ -54,7 +61,8 @@ def served_schema() -> dict:
 def live_portal(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
     config = portal_config(root)
-    process, base = start_app(config, free_port(), Path(root) / "app.log")
+    # Models load on first use: the fuzzing itself is what needs the cores.
+    process, base = start_app(config, free_port(), Path(root) / "app.log", env={"VECTORFAIR_WARM_UP_ON_START": "false"})
     try:
         wait_for(lambda: httpx.get(f"{base}/api/demos/fake/stats").json().get("count") == 20, 60, what="sample data")
         yield base
