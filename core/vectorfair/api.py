@@ -767,10 +767,14 @@ async def _form(request: Request, expected: str, max_files: int = 1000):
         raise bad_request(415, f"unsupported content type {content_type or 'none'!r}; send {expected}")
     try:
         return await request.form(max_files=max_files, max_fields=100)
-    except HTTPException:
-        raise
     except Exception as exc:
-        raise bad_request(400, f"the multipart body could not be read ({exc}); send {expected}") from None
+        reason = getattr(exc, "detail", None) or str(exc)
+        if "Too many files" in reason:
+            raise bad_request(413, f"at most {max_files} files per request; send the rest in another request, "
+                                   "or many at once as an archive job") from None
+        if "Too many fields" in reason:
+            raise bad_request(413, "at most 100 form fields per request") from None
+        raise bad_request(400, f"the multipart body could not be read ({reason}); send {expected}") from None
 
 
 def _int_field(raw: Any, default: int, low: int, high: int, name: str) -> int:
