@@ -136,7 +136,7 @@ class HttpSettings(_Section):
         "X-Frame-Options": "DENY",
         "Referrer-Policy": "same-origin",
         "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
-        "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; object-src 'none'; "
+        "style-src 'self' 'unsafe-inline'; script-src 'self'; object-src 'none'; "
         "frame-ancestors 'none'; base-uri 'self'",
     })
     # Prometheus metrics at /metrics.

@@ -264,3 +264,11 @@ const vectorfair = (() => {
 
   return {home, demoPage, renderHit};
 })();
+
+// Pages name what to start in data, not in inline scripts, so the
+// Content-Security-Policy can forbid inline scripts altogether.
+document.addEventListener("DOMContentLoaded", () => {
+  const page = document.getElementById("vf-page");
+  if (page) vectorfair.demoPage(JSON.parse(page.textContent));
+  else if (document.getElementById("vf-home")) vectorfair.home();
+});
