@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 import uuid
 from pathlib import Path
@@ -37,6 +38,8 @@ from .tenancy import QUOTA_REFUSAL, VisitorCookie
 
 log = logging.getLogger("vectorfair.api")
 RETRY_AFTER_SECONDS = 5
+# Row ids are made by the core (hex keys, "-n" for an item's further rows).
+ITEM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 # -- response models ----------------------------------------------------------------
@@ -641,8 +644,8 @@ def _demo_router(platform: Platform, demo: Demo) -> APIRouter:
 
     async def _row(item_id: str, tenant: str) -> dict[str, Any]:
         """The row, if `tenant` may see it; another visitor's row is "no item" too."""
-        if len(item_id) > 64:
-            raise bad_request(404, f"no item {item_id[:64]!r}… in {name}")
+        if not ITEM_ID.fullmatch(item_id):
+            raise bad_request(404, f"no item {item_id[:64]!r} in {name}; ids are letters, digits, '-' and '_'")
         row = await anyio.to_thread.run_sync(lambda: (ready(), platform.store.get(demo, item_id))[1])
         if row is None or not platform.tenancy.can_see(tenant, row):
             raise bad_request(404, f"no item {item_id!r} in {name}; search or GET /api/demos/{name}/stats")

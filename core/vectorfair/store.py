@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .demo import Demo, Field
+from .expr import in_list
 from .settings import MilvusSettings
 
 log = logging.getLogger("vectorfair.store")
@@ -273,9 +274,10 @@ class Store:
         return [{**hit["entity"], "id": hit["id"], "distance": hit["distance"]} for hit in result[0]]
 
     def get(self, demo: Demo, row_id: str) -> dict[str, Any] | None:
-        name = self.collection_name(demo)
-        rows = self.call(lambda client: client.get(name, ids=[row_id], output_fields=self.output_fields(demo)))
-        return dict(rows[0]) if rows else None
+        # Not client.get(ids=...): pymilvus puts the id into its filter
+        # unescaped, so a backslash in a requested id breaks the expression.
+        rows = self.query(demo, in_list("id", [row_id]), self.output_fields(demo), limit=1)
+        return rows[0] if rows else None
 
     def query(self, demo: Demo, expression: str, fields: Sequence[str], limit: int = 16384) -> list[dict[str, Any]]:
         name = self.collection_name(demo)
