@@ -160,17 +160,34 @@ def test_visitor_data_expires_and_unused_files_go_with_it(tmp_path):
         shared = a.post("/api/demos/fake/items", files={"files": ("s.txt", b"heron shared text")}, headers=ADMIN).json()["ids"][0]
         mine = upload(a, "h.txt", "heron shared text")["ids"][0]
         alone = upload(a, "g.txt", "gannet only mine")["ids"][0]
+        failed_job = a.post("/api/demos/fake/jobs", files={"archive": ("f.zip", _zip({"bad.txt": b"FAIL me"}))}).json()["job_id"]
+        assert wait_job(a, failed_job)["state"] == "succeeded"
         row = platform.store.get(platform.demos["fake"], alone)
         assert platform.media.path(row["media"]) is not None
         deadline = time.monotonic() + 20
-        while a.get(f"/api/demos/fake/items/{mine}").status_code == 200:
+        while any(a.get(f"/api/demos/fake/items/{i}").status_code == 200 for i in (mine, alone)):
             assert time.monotonic() < deadline, "visitor data did not expire"
             time.sleep(0.3)
-        assert a.get(f"/api/demos/fake/items/{alone}").status_code == 404
         assert platform.media.path(row["media"]) is None, "a file no row uses is deleted"
         assert a.get(f"/api/demos/fake/items/{shared}/media").content == b"heron shared text"
         assert a.get("/api/demos/fake/stats").json()["count"] == 21
         assert platform.store.count(platform.demos["fake"], 'tenant != "public"') == 0
+        # The visitor's finished job is forgotten, its kept upload removed.
+        assert a.get(f"/api/jobs/{failed_job}").status_code == 404
+        assert not any(platform.uploads_dir.iterdir())
+
+
+def test_a_visitor_may_hold_only_a_few_jobs(tmp_path):
+    settings = portal_settings(tmp_path, "max_active_jobs = 1\n")
+    settings.demos["fake"]["encode_delay"] = 0.5
+    with TestClient(create_app(settings)) as a:
+        archive = _zip({f"{i}.txt": f"slow {i}".encode() for i in range(40)})
+        first = a.post("/api/demos/fake/jobs", files={"archive": ("a.zip", archive)})
+        assert first.status_code == 202
+        r = a.post("/api/demos/fake/jobs", files={"archive": ("b.zip", archive)})
+        assert r.status_code == 429 and r.headers["retry-after"] and "1 jobs queued or running" in r.json()["detail"]
+        assert visitor(a.app).post("/api/demos/fake/jobs", files={"archive": ("c.zip", archive)}).status_code == 202
+        assert a.delete(f"/api/jobs/{first.json()['job_id']}").json()["state"] in ("cancelled", "running")
 
 
 def test_admin_routes_need_the_key(portal):

@@ -231,11 +231,14 @@ async def _keep_ready(platform: Platform) -> None:
 
 
 async def _expire_visitor_data(platform: Platform) -> None:
-    """Delete visitors' items once they are older than `expire_after_s`."""
+    """Delete visitors' items and finished jobs once they are older than
+    `expire_after_s`, and the kept uploads of jobs that ended."""
     while True:
         await asyncio.sleep(platform.settings.visitors.cleanup_interval_s)
         try:
-            if platform.prepare():
+            platform.jobs.prune(time.time() - platform.settings.visitors.expire_after_s)
+            # Off the event loop: reaching a Milvus that is away may take its timeout.
+            if await anyio.to_thread.run_sync(platform.prepare):
                 await anyio.to_thread.run_sync(platform.tenancy.expire)
         except StoreUnavailable:
             pass  # Milvus is away; the next round catches up
@@ -599,6 +602,10 @@ def _demo_router(platform: Platform, demo: Demo) -> APIRouter:
             await require_admin(request, request.headers.get(API_KEY_HEADER))
             job = platform.jobs.submit(name, "sample", label="sample data")
         else:
+            visitors = platform.settings.visitors
+            if tenant != PUBLIC_TENANT and len(platform.jobs.active(tenant=tenant)) >= visitors.max_active_jobs:
+                raise HTTPException(429, f"you have {visitors.max_active_jobs} jobs queued or running; wait for one "
+                                         "to end (GET /api/jobs) or cancel it", headers={"Retry-After": "10"})
             form = await _form(request, 'multipart/form-data with an `archive` or `file` field, or JSON {"sample": true}')
             archive, single = form.get("archive"), form.get("file")
             if isinstance(archive, UploadFile):

@@ -90,6 +90,10 @@ class JobStore:
             rows = self._db.execute("SELECT body FROM jobs ORDER BY created").fetchall()
         return [Job(**json.loads(body)) for (body,) in rows]
 
+    def delete(self, job_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -170,8 +174,25 @@ class JobRunner:
             self._touch(job)
         return job
 
-    def active(self, demo: str) -> list[Job]:
-        return [j for j in self.jobs.values() if j.demo == demo and j.state not in TERMINAL]
+    def active(self, demo: str | None = None, tenant: str | None = None) -> list[Job]:
+        return [j for j in self.jobs.values() if j.state not in TERMINAL
+                and (demo is None or j.demo == demo) and (tenant is None or j.tenant == tenant)]
+
+    def prune(self, before: float) -> int:
+        """Remove the kept uploads of jobs that ended before `before` (a failed
+        or cancelled job's upload is never used again), and forget visitors'
+        finished jobs of that age; shared-data jobs stay as history."""
+        pruned = 0
+        for job in list(self.jobs.values()):
+            if job.state not in TERMINAL or job.updated >= before:
+                continue
+            if job.upload_file:
+                (self.uploads_dir / job.upload_file).unlink(missing_ok=True)
+            if job.tenant != PUBLIC_TENANT:
+                del self.jobs[job.id]
+                self.store.delete(job.id)
+                pruned += 1
+        return pruned
 
     # -- work --------------------------------------------------------------------
     def _touch(self, job: Job) -> None:

@@ -103,7 +103,10 @@ class VisitorSettings(_Section):
     # files (media and thumbnails). 0 = no limit.
     max_items: int = Field(200, ge=0)
     max_bytes: int = Field(100 * 1024 * 1024, ge=0)
-    # A visitor's items are deleted this long after they were stored.
+    # Bulk jobs a visitor may have queued or running at once (jobs run one
+    # at a time for everyone, so this keeps one visitor from holding the queue).
+    max_active_jobs: int = Field(2, ge=1)
+    # A visitor's items (and finished jobs) are deleted this long after they were stored.
     expire_after_s: int = Field(24 * 3600, ge=1)
     cleanup_interval_s: float = Field(300.0, gt=0)
 
