@@ -8,7 +8,7 @@ Lite allows one process per database. Use the HTTP API then, or a Milvus server.
 from __future__ import annotations
 
 import json
-import logging
+import logging.config
 from pathlib import Path
 from typing import Optional
 
@@ -60,8 +60,6 @@ def serve(
     log_format: Optional[str] = typer.Option(None, help="text or json (config: [serve] log_format)"),
 ):
     """Run the web app and API."""
-    import logging.config
-
     import uvicorn
 
     from .api import create_app
