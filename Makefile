@@ -39,7 +39,7 @@ test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
 
 # Each script prints JSON, then a markdown table (docs/performance.md).
-BENCHES ?= encoders search_http ingest store startup
+BENCHES ?= encoders search_http ingest store startup portal
 bench: setup
 	cd bench && for b in $(BENCHES); do ../$(BIN)/python $$b.py || exit 1; done
 

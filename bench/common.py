@@ -94,9 +94,11 @@ def rss_mib(pid: int) -> float:
 
 
 @contextmanager
-def live_server(plugins: str, body: str = "", load_samples: bool = True, timeout: float = 1200, env: dict | None = None):
+def live_server(plugins: str, body: str = "", load_samples: bool = True, timeout: float = 1200, env: dict | None = None,
+                headers: dict | None = None):
     """A uvicorn process (`vectorfair serve`) on a fresh data dir with `plugins`
-    enabled; waits until ready and, if asked, until the sample jobs finished."""
+    enabled; waits until ready and, if asked, until the sample jobs finished
+    (`headers`: the admin key of a portal, whose job list is per visitor)."""
     with tempfile.TemporaryDirectory() as root:
         config = write_config(Path(root), body, plugins=plugins)
         started = time.perf_counter()
@@ -106,7 +108,7 @@ def live_server(plugins: str, body: str = "", load_samples: bool = True, timeout
             ready_s = time.perf_counter() - started
             if load_samples:
                 def finished():
-                    jobs = httpx.get(f"{base}/api/jobs", timeout=10).json()
+                    jobs = httpx.get(f"{base}/api/jobs", timeout=10, headers=headers).json()
                     return jobs and all(j["state"] in ("succeeded", "failed", "cancelled") for j in jobs) and jobs
                 wait_for(finished, timeout, interval=0.5, what="sample jobs")
             yield base, process, ready_s
