@@ -33,7 +33,7 @@ run: setup
 	$(BIN)/vectorfair serve --config $(CONFIG)
 
 test: setup chromium
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=25
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"

@@ -431,7 +431,7 @@ def test_pages_are_served_from_the_app(client):
     home = client.get("/")
     assert home.status_code == 200 and "Fake text demo" in home.text and 'href="/demos/fake"' in home.text
     page = client.get("/demos/fake")
-    assert page.status_code == 200 and "vectorfair.demoPage(" in page.text
+    assert page.status_code == 200 and '<script type="application/json" id="vf-page">' in page.text
     assert "http://" not in page.text and "https://" not in page.text  # nothing from a CDN
     assert client.get("/static/app.js").status_code == 200 and client.get("/static/app.css").status_code == 200
     assert_error(client.get("/demos/nope"), 404, "no demo 'nope'")

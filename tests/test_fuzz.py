@@ -26,7 +26,7 @@ from .conftest import write_config
 from .live import free_port, start_app, wait_for
 
 ADMIN_KEY = "fuzz-admin-key"
-EXAMPLES = int(os.environ.get("VECTORFAIR_FUZZ_EXAMPLES", "8"))
+EXAMPLES = int(os.environ.get("VECTORFAIR_FUZZ_EXAMPLES", "5"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           negative_data_rejection]
 SENT: dict[str, int] = {}
