@@ -1,12 +1,11 @@
 """Every shared route, through HTTP, on real Milvus Lite with the fake demo."""
 
-import io
 import json
-import tarfile
 import time
-import zipfile
 
 import pytest
+
+from .archives import tar_of, zip_of
 
 
 def add(client, *texts, tag="t"):
@@ -27,24 +26,6 @@ def wait_job(client, job_id, timeout=60):
             return job
         time.sleep(0.1)
     raise AssertionError(f"job {job_id} did not finish: {job}")
-
-
-def make_zip(members):
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buffer.getvalue()
-
-
-def make_tar(members):
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 def assert_error(response, status, *words):
@@ -206,7 +187,7 @@ def test_sample_job(client):
     assert count(client) == 20
 
 
-@pytest.mark.parametrize("packer,suffix", [(make_zip, "zip"), (make_tar, "tar.gz")])
+@pytest.mark.parametrize("packer,suffix", [(zip_of, "zip"), (tar_of, "tar.gz")])
 def test_archive_job_with_one_bad_item(client, packer, suffix):
     members = {f"docs/{i}.txt": f"word{i} common".encode() for i in range(40)}
     members["docs/bad.txt"] = b"FAIL this one"
@@ -278,9 +259,9 @@ def test_job_events_stream_progress_then_end(client):
     ({"json": {"sample": False}}, 422, ["sample"]),
     ({"json": {"sample": True, "extra": 1}}, 422, ["sample"]),
     ({"files": {"archive": ("x.zip", b"this is not an archive at all")}}, 415, ["zip or tar"]),
-    ({"files": {"other": ("x.zip", make_zip({"a.txt": b"a"}))}}, 422, ["archive"]),
-    ({"files": {"archive": ("x.zip", make_zip({}))}}, 422, ["no files"]),
-    ({"files": {"archive": ("x.zip", make_zip({"a.txt": b"a"})[:30])}}, 422, ["damaged"]),
+    ({"files": {"other": ("x.zip", zip_of({"a.txt": b"a"}))}}, 422, ["archive"]),
+    ({"files": {"archive": ("x.zip", zip_of({}))}}, 422, ["no files"]),
+    ({"files": {"archive": ("x.zip", zip_of({"a.txt": b"a"})[:30])}}, 422, ["damaged"]),
     ({"content": b"x", "headers": {"content-type": "text/plain"}}, 415, ["archive"]),
 ])
 def test_bad_job_requests_are_4xx(client, kwargs, status, words):
@@ -374,7 +355,7 @@ def test_a_file_of_records_is_split_into_items_with_row_errors(client):
     # Rows are items of their own: the same row in another file is not stored again.
     r = client.post("/api/demos/fake/items", files=[("files", ("other.lines", b"third line words\nfourth", "text/plain"))])
     assert len(r.json()["duplicates"]) == 1 and count(client) == 3
-    job = wait_job(client, client.post("/api/demos/fake/jobs", files={"archive": ("a.zip", make_zip({
+    job = wait_job(client, client.post("/api/demos/fake/jobs", files={"archive": ("a.zip", zip_of({
         "x.lines": b"alpha\nbeta\ngamma", "y.txt": b"delta"}))}).json()["job_id"])
     assert job["total"] == 4 and job["done"] == 4
 

@@ -18,6 +18,7 @@ from PIL import Image
 from vectorfair.api import create_app
 from vectorfair.settings import load_settings
 
+from .archives import tar_of, zip_of
 from .conftest import write_config
 
 ADMIN = {"X-API-Key": "hostile-admin"}
@@ -46,28 +47,6 @@ def wav_header(seconds: float, rate: int = 44100, data: bytes = b"") -> bytes:
     size = int(seconds * rate * 2)
     return (b"RIFF" + struct.pack("<I", 36 + size) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
             + b"data" + struct.pack("<I", size) + data)
-
-
-def zip_of(members: dict[str, bytes], method=zipfile.ZIP_DEFLATED) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", method) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buffer.getvalue()
-
-
-def tar_of(members: dict[str, bytes], mode="w:gz", symlinks: dict[str, str] | None = None) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode=mode) as tf:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-        for name, target in (symlinks or {}).items():
-            info = tarfile.TarInfo(name)
-            info.type, info.linkname = tarfile.SYMTYPE, target
-            tf.addfile(info)
-    return buffer.getvalue()
 
 
 def tar_gz_bomb(size: int) -> bytes:

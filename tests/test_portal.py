@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from vectorfair.api import create_app
 from vectorfair.settings import load_settings
 
+from .archives import zip_of
 from .conftest import write_config
 from .live import free_port, start_app, wait_for
 
@@ -102,7 +103,7 @@ def test_a_visitor_sees_the_shared_data_and_only_their_own_uploads(portal):
 def test_jobs_are_private_to_their_visitor(portal):
     app, a = portal
     b = visitor(app)
-    archive = _zip({f"d/{i}.txt": f"walrus {i}".encode() for i in range(5)})
+    archive = zip_of({f"d/{i}.txt": f"walrus {i}".encode() for i in range(5)})
     r = a.post("/api/demos/fake/jobs", files={"archive": ("set.zip", archive)})
     assert r.status_code == 202, r.text
     job_id = r.json()["job_id"]
@@ -160,7 +161,7 @@ def test_visitor_data_expires_and_unused_files_go_with_it(tmp_path):
         shared = a.post("/api/demos/fake/items", files={"files": ("s.txt", b"heron shared text")}, headers=ADMIN).json()["ids"][0]
         mine = upload(a, "h.txt", "heron shared text")["ids"][0]
         alone = upload(a, "g.txt", "gannet only mine")["ids"][0]
-        failed_job = a.post("/api/demos/fake/jobs", files={"archive": ("f.zip", _zip({"bad.txt": b"FAIL me"}))}).json()["job_id"]
+        failed_job = a.post("/api/demos/fake/jobs", files={"archive": ("f.zip", zip_of({"bad.txt": b"FAIL me"}))}).json()["job_id"]
         assert wait_job(a, failed_job)["state"] == "succeeded"
         row = platform.store.get(platform.demos["fake"], alone)
         assert platform.media.path(row["media"]) is not None
@@ -181,7 +182,7 @@ def test_a_visitor_may_hold_only_a_few_jobs(tmp_path):
     settings = portal_settings(tmp_path, "max_active_jobs = 1\n")
     settings.demos["fake"]["encode_delay"] = 0.5
     with TestClient(create_app(settings)) as a:
-        archive = _zip({f"{i}.txt": f"slow {i}".encode() for i in range(40)})
+        archive = zip_of({f"{i}.txt": f"slow {i}".encode() for i in range(40)})
         first = a.post("/api/demos/fake/jobs", files={"archive": ("a.zip", archive)})
         assert first.status_code == 202
         r = a.post("/api/demos/fake/jobs", files={"archive": ("b.zip", archive)})
@@ -279,14 +280,3 @@ def test_json_logs_carry_the_request_id(tmp_path, procs):
     access = [r for r in mine if r["logger"] == "vectorfair.access"]
     assert access and access[0]["status"] == 200 and access[0]["route"] == "/api/demos/fake/search", mine
     assert {"time", "level", "message", "duration_ms"} <= set(access[0])
-
-
-def _zip(members: dict[str, bytes]) -> bytes:
-    import io
-    import zipfile
-
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buffer.getvalue()

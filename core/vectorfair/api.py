@@ -26,7 +26,9 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.datastructures import UploadFile
 
 from .demo import Demo, QueryError, Upload
-from .guard import API_KEY_HEADER, RateLimits, ResponseHeaders, VisitorCookies, is_admin, require_admin, tenant_of
+from .guard import (
+    API_KEY_HEADER, RateLimits, ResponseHeaders, VisitorCookies, is_admin_request, require_admin, tenant_of,
+)
 from .observability import Metrics, RequestMetrics
 from .ingest import ArchiveError, archive_kind, list_archive
 from .jobs import TERMINAL
@@ -34,7 +36,7 @@ from .runtime import DemoNotReady, Platform, media_url
 from .web import mount_web
 from .settings import Settings
 from .store import PUBLIC_TENANT, StoreUnavailable
-from .tenancy import QUOTA_REFUSAL, VisitorCookie
+from .tenancy import QUOTA_REFUSAL, VisitorCookie, row_tenant
 
 log = logging.getLogger("vectorfair.api")
 RETRY_AFTER_SECONDS = 5
@@ -417,8 +419,7 @@ def _platform_router(platform: Platform) -> APIRouter:
 
 
 def _may_see_job(request: Request, job) -> bool:
-    settings = request.app.state.platform.settings
-    return is_admin(settings, request.headers.get(API_KEY_HEADER)) or job.tenant == tenant_of(request)
+    return is_admin_request(request) or job.tenant == tenant_of(request)
 
 
 def _job_or_404(platform: Platform, job_id: str, request: Request):
@@ -436,7 +437,7 @@ def demo_info(platform: Platform, demo: Demo, tenant: str = PUBLIC_TENANT) -> De
     else:
         try:
             platform.require(demo.name)
-            count = platform.store.count(demo, platform.tenancy.visible_expression(tenant))
+            count = platform.count_visible(demo, tenant)
         except StoreUnavailable:
             status = "Milvus unreachable"
     return DemoInfo(
@@ -664,7 +665,7 @@ def _demo_router(platform: Platform, demo: Demo) -> APIRouter:
         if path is None:
             raise bad_request(404, f"item {item_id!r} has no stored {what}")
         content_type = platform.media.content_type(row[field]) or "application/octet-stream"
-        shared = row.get("tenant", PUBLIC_TENANT) == PUBLIC_TENANT
+        shared = row_tenant(row) == PUBLIC_TENANT
         return FileResponse(path, media_type=content_type,
                             headers={"Cache-Control": "public, max-age=86400" if shared else "private, max-age=3600"})
 
@@ -689,17 +690,17 @@ def _demo_router(platform: Platform, demo: Demo) -> APIRouter:
             raise bad_request(403, "this item is shared data; only an admin (X-API-Key) can delete it")
         item = row.get("item") or row["id"]
         deleted = await anyio.to_thread.run_sync(
-            lambda: platform.tenancy.delete_item(demo, item, row.get("tenant", PUBLIC_TENANT)))
+            lambda: platform.tenancy.delete_item(demo, item, row_tenant(row)))
         return ItemDeleted(id=row["id"], item=item, deleted_rows=deleted)
 
     @router.get("/stats", response_model=Stats, responses=ERRORS, summary=f"Size and index of {demo.title}")
     async def stats(request: Request):
-        visible = platform.tenancy.visible_expression(tenant_of(request))
+        tenant = tenant_of(request)
 
         def run():
             ready()
             info = platform.store.collections[name]
-            return Stats(demo=name, count=platform.store.count(demo, visible), collection=info.name,
+            return Stats(demo=name, count=platform.count_visible(demo, tenant), collection=info.name,
                          index_type=info.index_type, metric=demo.metric, dim=demo.dim,
                          active_jobs=len(platform.jobs.active(name)))
 

@@ -36,11 +36,14 @@ def is_admin(settings: Settings, presented: str | None) -> bool:
     return bool(presented) and secrets.compare_digest(presented.encode(), key.encode())
 
 
+def is_admin_request(request: Request) -> bool:
+    return is_admin(request.app.state.platform.settings, request.headers.get(API_KEY_HEADER))
+
+
 def tenant_of(request: Request) -> str:
     """Whose data a request reads and writes: a visitor's own tenant, or the
     shared data for an admin and for installs without separate visitors."""
-    settings: Settings = request.app.state.platform.settings
-    if not settings.visitors.separate or is_admin(settings, request.headers.get(API_KEY_HEADER)):
+    if not request.app.state.platform.settings.visitors.separate or is_admin_request(request):
         return PUBLIC_TENANT
     return request.scope.get("state", {}).get("visitor") or PUBLIC_TENANT
 

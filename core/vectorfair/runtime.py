@@ -132,6 +132,10 @@ class Platform:
             "demos": demos,
         }
 
+    def count_visible(self, demo: Demo, tenant: str = PUBLIC_TENANT) -> int:
+        """How many rows of `demo` `tenant` may see."""
+        return self.store.count(demo, self.tenancy.visible_expression(tenant))
+
     # -- search --------------------------------------------------------------------
     def search(self, demo_name: str, payload: Any, top_k: int, filter_model: BaseModel | None = None,
                tenant: str = PUBLIC_TENANT) -> list[Hit]:

@@ -132,19 +132,19 @@ class Tenancy:
         return in_list("tenant", [PUBLIC_TENANT, tenant])
 
     def can_see(self, tenant: str, row: dict[str, Any]) -> bool:
-        return not self.separate or row.get("tenant", PUBLIC_TENANT) in (PUBLIC_TENANT, tenant)
+        return not self.separate or row_tenant(row) in (PUBLIC_TENANT, tenant)
 
     def owns(self, tenant: str, row: dict[str, Any]) -> bool:
-        return not self.separate or row.get("tenant", PUBLIC_TENANT) == tenant
+        return not self.separate or row_tenant(row) == tenant
 
     # -- quotas ------------------------------------------------------------------
     def usage(self, tenant: str) -> Usage:
         items: set[tuple[str, str]] = set()
         blobs: set[str] = set()
         for name, demo in self._ready_demos():
-            for row in self.store.query(demo, f"tenant == {quote(tenant)}", ["item", "media", "thumb"], QUERY_LIMIT):
-                items.add((name, row.get("item", "")))
-                blobs.update(k for k in (row.get("media"), row.get("thumb")) if k)
+            rows = self.store.query(demo, f"tenant == {quote(tenant)}", ["item", "media", "thumb"], QUERY_LIMIT)
+            items.update((name, row.get("item", "")) for row in rows)
+            blobs |= _blob_keys(rows)
         return Usage(items=len(items), bytes=sum(self._blob_size(k) for k in blobs))
 
     def quota(self, tenant: str) -> Quota | None:
@@ -202,8 +202,7 @@ class Tenancy:
             chunk = candidates[start:start + DELETE_CHUNK]
             expression = f"({in_list('media', chunk)}) or ({in_list('thumb', chunk)})"
             for _, demo in self._ready_demos():
-                for row in self.store.query(demo, expression, ["media", "thumb"], QUERY_LIMIT):
-                    used.update(k for k in (row.get("media"), row.get("thumb")) if k)
+                used |= _blob_keys(self.store.query(demo, expression, ["media", "thumb"], QUERY_LIMIT))
         removed = 0
         for key in candidates:
             if key in used:
@@ -217,6 +216,10 @@ class Tenancy:
 
     def _ready_demos(self) -> list[tuple[str, Demo]]:
         return [(name, demo) for name, demo in self.demos.items() if name in self.store.collections]
+
+
+def row_tenant(row: dict[str, Any]) -> str:
+    return row.get("tenant") or PUBLIC_TENANT
 
 
 def _blob_keys(rows: list[dict[str, Any]]) -> set[str]:
