@@ -120,7 +120,9 @@ def test_visitors_delete_their_own_items_only(portal):
     app, a = portal
     b = visitor(app)
     mine = upload(a, "mine.txt", "ocelot\n---\nocelot second part")["ids"]
-    shared = next(iter(search_ids(a, "apple")))
+    # B has uploaded nothing, so whatever B finds is shared data; A's own hits would be deletable.
+    shared = next(iter(search_ids(b, "apple")))
+    assert shared not in mine
     assert b.delete(f"/api/demos/fake/items/{mine[0]}").status_code == 404
     r = a.delete(f"/api/demos/fake/items/{shared}")
     assert r.status_code == 403 and "admin" in r.json()["detail"]
