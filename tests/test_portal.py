@@ -5,6 +5,7 @@ import json
 import re
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -152,6 +153,28 @@ def test_quotas_refuse_what_does_not_fit_and_keep_what_is_stored(tmp_path):
         # Other visitors and the admin have their own room.
         assert upload(visitor(app), "x.txt", "lynx other")["ids"]
         assert a.post("/api/demos/fake/items", json={"records": [{"text": "shared lynx"}]}, headers=ADMIN).status_code == 201
+
+
+def test_parallel_uploads_of_one_visitor_share_one_quota(tmp_path):
+    settings = portal_settings(tmp_path, "max_items = 4\n")
+    # A slow encoder keeps every upload in flight while the others take their places.
+    settings.demos["fake"]["encode_delay"] = 0.5
+    app = create_app(settings)
+    with TestClient(app) as a:
+        upload(a, "first.txt", "puffin first")
+        requests = [[("files", (f"{n}-{i}.txt", f"puffin {n} {i}".encode())) for i in range(2)] for n in range(6)]
+        with ThreadPoolExecutor(len(requests)) as pool:
+            answers = list(pool.map(lambda files: a.post("/api/demos/fake/items", files=files), requests))
+        stored = sum(len(r.json()["ids"]) for r in answers if r.status_code == 201)
+        refused = [f for r in answers for f in r.json().get("failed", [])]
+        assert stored == 3, [r.text for r in answers]
+        assert len(refused) == 9 and all("over your quota" in f["error"] for f in refused), refused
+        assert {r.status_code for r in answers} <= {201, 403}
+        assert a.get("/api/demos/fake/stats").json()["count"] == 4
+        # Once those are done, the count starts from what is stored.
+        assert upload(a, "late.txt", "puffin late", expect=403)
+        assert a.delete(f"/api/demos/fake/items/{next(iter(search_ids(a, 'puffin first')))}").status_code == 200
+        upload(a, "later.txt", "puffin later")
 
 
 def test_visitor_data_expires_and_unused_files_go_with_it(tmp_path):

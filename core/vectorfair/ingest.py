@@ -122,26 +122,30 @@ class Ingestor:
                 outcomes.append(outcome)
                 on_outcome(outcome)
 
-        with ThreadPoolExecutor(1, thread_name_prefix="vectorfair-insert") as inserter:
-            pending: Future | None = None
-            stream = prefetched(self._prepare(chunk, seen, on_step) for chunk in chunks())
-            try:
-                for prepared in stream:
-                    if should_stop():
-                        break
-                    encoded = self._encode_rows(prepared.fresh)
+        try:
+            with ThreadPoolExecutor(1, thread_name_prefix="vectorfair-insert") as inserter:
+                pending: Future | None = None
+                stream = prefetched(self._prepare(chunk, seen, on_step) for chunk in chunks())
+                try:
+                    for prepared in stream:
+                        if should_stop():
+                            break
+                        encoded = self._encode_rows(prepared.fresh)
+                        if pending is not None:
+                            report(pending)
+                        pending = inserter.submit(self._store_prepared, prepared, encoded)
                     if pending is not None:
                         report(pending)
-                    pending = inserter.submit(self._store_prepared, prepared, encoded)
-                if pending is not None:
-                    report(pending)
-                    pending = None
-            finally:
-                stream.close()
-                if pending is not None:  # an earlier stage failed: let the insert end, keep its error
-                    pending.exception()
-        if any(o.ids and not o.duplicate for o in outcomes):
-            self.store.settle(self.demo)
+                        pending = None
+                finally:
+                    stream.close()
+                    if pending is not None:  # an earlier stage failed: let the insert end, keep its error
+                        pending.exception()
+            if any(o.ids and not o.duplicate for o in outcomes):
+                self.store.settle(self.demo)
+        finally:
+            if self.quota is not None:
+                self.quota.release()
         return outcomes
 
     def _split(self, sources: Iterable[Source], on_split: Callable[[int], None]) -> Iterator[tuple[str, Source]]:

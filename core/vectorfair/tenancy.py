@@ -6,7 +6,8 @@ tenant "public"; with `[visitors] separate = true` each anonymous visitor is
 a tenant of their own, named in a signed cookie. The core adds the tenant to
 every search, item read, media read and job listing, so a demo cannot forget
 it. Usage is counted from what Milvus and the media store hold, so there is no
-second ledger to drift from the data.
+second ledger to drift from the data; only the items of uploads still in
+flight are held in memory, until they are stored or refused.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import dataclasses
 import logging
 import re
 import secrets
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -80,27 +82,58 @@ class Usage:
 
 
 class Quota:
-    """What a visitor may still store in one ingest run, taken item by item."""
+    """What a visitor may still store in one ingest run, taken item by item.
 
-    def __init__(self, settings: VisitorSettings, used: Usage):
-        self.settings = settings
-        self.items_left = settings.max_items - used.items if settings.max_items else None
-        self.bytes_left = settings.max_bytes - used.bytes if settings.max_bytes else None
+    Items other runs of the same visitor have taken but not finished count as
+    used, so parallel uploads cannot pass the limit together. The stored part
+    is recounted from Milvus whenever one of those runs has finished since.
+    """
+
+    def __init__(self, tenancy: "Tenancy", tenant: str):
+        self.tenancy = tenancy
+        self.tenant = tenant
+        self.settings = tenancy.settings
+        self.claimed = Usage()
+        self._stored: Usage | None = None
+        self._stored_as_of = -1
 
     def take(self, source: Any) -> str | None:
         """None when the item fits (and is counted), else why it does not."""
         size = len(source.data) if isinstance(source, Upload) else 0
         later = f"delete some of your items or wait until they expire ({_duration(self.settings.expire_after_s)} after upload)"
-        if self.items_left is not None and self.items_left <= 0:
-            return f"{QUOTA_REFUSAL}all {self.settings.max_items} items of it are used; {later}"
-        if self.bytes_left is not None and size > self.bytes_left:
-            return (f"{QUOTA_REFUSAL}this file ({size} bytes) does not fit the {max(self.bytes_left, 0)} bytes "
-                    f"left of {self.settings.max_bytes}; {later}")
-        if self.items_left is not None:
-            self.items_left -= 1
-        if self.bytes_left is not None:
-            self.bytes_left -= size
+        with self.tenancy.claims_lock:
+            stored = self._stored_now()
+            in_flight = self.tenancy.in_flight.setdefault(self.tenant, Usage())
+            items_used, bytes_used = stored.items + in_flight.items, stored.bytes + in_flight.bytes
+            if self.settings.max_items and items_used >= self.settings.max_items:
+                return f"{QUOTA_REFUSAL}all {self.settings.max_items} items of it are used; {later}"
+            if self.settings.max_bytes and bytes_used + size > self.settings.max_bytes:
+                return (f"{QUOTA_REFUSAL}this file ({size} bytes) does not fit the "
+                        f"{max(self.settings.max_bytes - bytes_used, 0)} bytes left of {self.settings.max_bytes}; {later}")
+            for usage in (in_flight, self.claimed):
+                usage.items += 1
+                usage.bytes += size
         return None
+
+    def release(self) -> None:
+        """The run is over: what it stored is in Milvus now, the rest is free again."""
+        with self.tenancy.claims_lock:
+            in_flight = self.tenancy.in_flight.get(self.tenant)
+            if in_flight is not None:
+                in_flight.items -= self.claimed.items
+                in_flight.bytes -= self.claimed.bytes
+                if in_flight.items <= 0:
+                    del self.tenancy.in_flight[self.tenant]
+            self.claimed = Usage()
+            self.tenancy.finished_runs[self.tenant] = self.tenancy.finished_runs.get(self.tenant, 0) + 1
+
+    def _stored_now(self) -> Usage:
+        # Items of a run still in flight may be both stored and claimed: counted
+        # twice until it ends, which refuses early rather than late.
+        finished = self.tenancy.finished_runs.get(self.tenant, 0)
+        if self._stored is None or finished != self._stored_as_of:
+            self._stored, self._stored_as_of = self.tenancy.usage(self.tenant), finished
+        return self._stored
 
 
 def _duration(seconds: float) -> str:
@@ -117,6 +150,10 @@ class Tenancy:
         self.store = store
         self.media = media
         self.demos = demos
+        # Quota claims of ingest runs in flight in this process, per visitor.
+        self.claims_lock = threading.Lock()
+        self.in_flight: dict[str, Usage] = {}
+        self.finished_runs: dict[str, int] = {}
 
     @property
     def separate(self) -> bool:
@@ -150,7 +187,7 @@ class Tenancy:
     def quota(self, tenant: str) -> Quota | None:
         if not self.separate or tenant == PUBLIC_TENANT:
             return None
-        return Quota(self.settings, self.usage(tenant))
+        return Quota(self, tenant)
 
     def _blob_size(self, key: str) -> int:
         path = self.media.path(key)
