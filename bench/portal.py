@@ -4,7 +4,7 @@ search carries the tenant filter and every upload counts the visitor's usage;
 rate limits on, with limits high enough never to answer 429; JSON logs).
 Same queries, same machine; the two modes alternate, ROUNDS times each.
 
-Usage: python bench/portal.py
+Usage: python bench/portal.py [--components] [--rounds N]
 """
 
 from __future__ import annotations
@@ -17,9 +17,14 @@ import httpx
 from common import live_server, qa_requests, report, stats_ms
 
 ADMIN = {"X-API-Key": "bench"}
-PORTAL = ('[admin]\napi_key = "bench"\n[visitors]\nseparate = true\nsecret = "bench"\nmax_items = 100000\nmax_bytes = 0\n'
-          '[rate_limits]\nenabled = true\nsearch = "1000000/minute"\nupload = "1000000/minute"\napi = "1000000/minute"\n'
-          '[serve]\nlog_format = "json"\n')
+VISITORS = ('[admin]\napi_key = "bench"\n[visitors]\nseparate = true\nsecret = "bench"\nmax_items = 100000\n'
+            'max_bytes = 0\n')
+RATE_LIMITS = ('[rate_limits]\nenabled = true\nsearch = "1000000/minute"\nupload = "1000000/minute"\n'
+               'api = "1000000/minute"\n')
+JSON_LOGS = '[serve]\nlog_format = "json"\n'
+PORTAL = VISITORS + RATE_LIMITS + JSON_LOGS
+# `--components`: each part of the portal profile alone, to see which one costs.
+COMPONENTS = {"visitors": VISITORS, "rate_limits": RATE_LIMITS, "json_logs": JSON_LOGS}
 SEARCHES = 240
 UPLOADS = 30
 
@@ -79,27 +84,40 @@ def median_of(runs: list[dict]) -> dict:
     }
 
 
+def ratios_to(local: dict, other: dict) -> dict:
+    return {
+        "search_c1_p50": round(other["search"][0]["p50_ms"] / local["search"][0]["p50_ms"], 2),
+        "search_c8_qps": round(other["search"][1]["qps"] / local["search"][1]["qps"], 2),
+        "upload_p50": round(other["upload"]["p50_ms"] / local["upload"]["p50_ms"], 2),
+    }
+
+
 def main() -> None:
-    runs: dict[str, list[dict]] = {"local": [], "portal": []}
-    for _ in range(ROUNDS):
-        runs["local"].append(measure(""))
-        runs["portal"].append(measure(PORTAL))
-    local, portal = median_of(runs["local"]), median_of(runs["portal"])
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--components", action="store_true", help="also measure each part of the profile alone")
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    args = parser.parse_args()
+    modes = {"local": "", "portal": PORTAL, **(COMPONENTS if args.components else {})}
+    runs: dict[str, list[dict]] = {name: [] for name in modes}
+    for _ in range(args.rounds):
+        for name, body in modes.items():
+            runs[name].append(measure(body))
+    results = {name: median_of(rounds) for name, rounds in runs.items()}
+    local = results["local"]
+    ratios = {name: ratios_to(local, result) for name, result in results.items() if name != "local"}
     rows = []
-    for name, result in (("local", local), ("portal", portal)):
+    for name, result in results.items():
         for s in result["search"]:
             rows.append([name, f"search c{s['concurrency']}", s["p50_ms"], s["p99_ms"], s["qps"]])
         rows.append([name, "add one record", result["upload"]["p50_ms"], result["upload"]["p99_ms"], ""])
-    ratios = {
-        "search_c1_p50": round(portal["search"][0]["p50_ms"] / local["search"][0]["p50_ms"], 2),
-        "search_c8_qps": round(portal["search"][1]["qps"] / local["search"][1]["qps"], 2),
-        "upload_p50": round(portal["upload"]["p50_ms"] / local["upload"]["p50_ms"], 2),
-    }
-    report(f"Portal mode overhead (qa_chatbot, portal / local, median of {ROUNDS} alternating rounds)",
-           {"local": local, "portal": portal, "ratios": ratios},
-           rows + [["ratio portal/local", "search c1 p50, c8 qps, upload p50",
-                    ratios["search_c1_p50"], ratios["search_c8_qps"], ratios["upload_p50"]]],
-           ["mode", "what", "p50 ms", "p99 ms", "q/s"])
+    for name, ratio in ratios.items():
+        rows.append([f"ratio {name}/local", "search c1 p50, c8 qps, upload p50",
+                     ratio["search_c1_p50"], ratio["search_c8_qps"], ratio["upload_p50"]])
+    report(f"Portal mode overhead (qa_chatbot, mode / local, median of {args.rounds} alternating rounds)",
+           {**results, "ratios": ratios["portal"], "ratios_by_mode": ratios},
+           rows, ["mode", "what", "p50 ms", "p99 ms", "q/s"])
 
 
 if __name__ == "__main__":
