@@ -148,6 +148,8 @@ def test_quotas_refuse_what_does_not_fit_and_keep_what_is_stored(tmp_path):
         assert a.delete(f"/api/demos/fake/items/{first[0]}").status_code == 200
         r = a.post("/api/demos/fake/items", files={"files": ("big.txt", b"lynx " * 40)})
         assert r.status_code == 403 and "bytes" in r.json()["detail"]
+        # An item that fails takes no place once its upload has ended.
+        assert "asks to fail" in upload(a, "bad.txt", "FAIL lynx", expect=422)["detail"]
         upload(a, "small.txt", "lynx small")
         assert a.get("/api/demos/fake/stats").json()["count"] == 3
         # Other visitors and the admin have their own room.

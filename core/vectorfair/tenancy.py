@@ -86,7 +86,7 @@ class Quota:
 
     Items other runs of the same visitor have taken but not finished count as
     used, so parallel uploads cannot pass the limit together. The stored part
-    is recounted from Milvus whenever one of those runs has finished since.
+    is recounted from Milvus whenever one of those runs has ended since.
     """
 
     def __init__(self, tenancy: "Tenancy", tenant: str):
@@ -95,45 +95,40 @@ class Quota:
         self.settings = tenancy.settings
         self.claimed = Usage()
         self._stored: Usage | None = None
-        self._stored_as_of = -1
 
     def take(self, source: Any) -> str | None:
         """None when the item fits (and is counted), else why it does not."""
         size = len(source.data) if isinstance(source, Upload) else 0
         later = f"delete some of your items or wait until they expire ({_duration(self.settings.expire_after_s)} after upload)"
         with self.tenancy.claims_lock:
-            stored = self._stored_now()
-            in_flight = self.tenancy.in_flight.setdefault(self.tenant, Usage())
-            items_used, bytes_used = stored.items + in_flight.items, stored.bytes + in_flight.bytes
+            runs = self.tenancy.open_quotas.setdefault(self.tenant, set())
+            runs.add(self)
+            if self._stored is None:
+                # Items of a run still open may be both stored and claimed: counted
+                # twice until it ends, which refuses early rather than late.
+                self._stored = self.tenancy.usage(self.tenant)
+            items_used = self._stored.items + sum(run.claimed.items for run in runs)
+            bytes_used = self._stored.bytes + sum(run.claimed.bytes for run in runs)
             if self.settings.max_items and items_used >= self.settings.max_items:
                 return f"{QUOTA_REFUSAL}all {self.settings.max_items} items of it are used; {later}"
             if self.settings.max_bytes and bytes_used + size > self.settings.max_bytes:
                 return (f"{QUOTA_REFUSAL}this file ({size} bytes) does not fit the "
                         f"{max(self.settings.max_bytes - bytes_used, 0)} bytes left of {self.settings.max_bytes}; {later}")
-            for usage in (in_flight, self.claimed):
-                usage.items += 1
-                usage.bytes += size
+            self.claimed.items += 1
+            self.claimed.bytes += size
         return None
 
     def release(self) -> None:
         """The run is over: what it stored is in Milvus now, the rest is free again."""
         with self.tenancy.claims_lock:
-            in_flight = self.tenancy.in_flight.get(self.tenant)
-            if in_flight is not None:
-                in_flight.items -= self.claimed.items
-                in_flight.bytes -= self.claimed.bytes
-                if in_flight.items <= 0:
-                    del self.tenancy.in_flight[self.tenant]
+            runs = self.tenancy.open_quotas.get(self.tenant, set())
+            runs.discard(self)
+            for other in runs:
+                other._stored = None
+            if not runs:
+                self.tenancy.open_quotas.pop(self.tenant, None)
             self.claimed = Usage()
-            self.tenancy.finished_runs[self.tenant] = self.tenancy.finished_runs.get(self.tenant, 0) + 1
-
-    def _stored_now(self) -> Usage:
-        # Items of a run still in flight may be both stored and claimed: counted
-        # twice until it ends, which refuses early rather than late.
-        finished = self.tenancy.finished_runs.get(self.tenant, 0)
-        if self._stored is None or finished != self._stored_as_of:
-            self._stored, self._stored_as_of = self.tenancy.usage(self.tenant), finished
-        return self._stored
+            self._stored = None
 
 
 def _duration(seconds: float) -> str:
@@ -150,10 +145,10 @@ class Tenancy:
         self.store = store
         self.media = media
         self.demos = demos
-        # Quota claims of ingest runs in flight in this process, per visitor.
+        # The quotas of ingest runs open in this process, per visitor: what
+        # they have taken is not in Milvus yet but counts as used.
         self.claims_lock = threading.Lock()
-        self.in_flight: dict[str, Usage] = {}
-        self.finished_runs: dict[str, int] = {}
+        self.open_quotas: dict[str, set[Quota]] = {}
 
     @property
     def separate(self) -> bool:
