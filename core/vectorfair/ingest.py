@@ -7,6 +7,7 @@ so loading the same content twice stores it once.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import hashlib
@@ -122,31 +123,38 @@ class Ingestor:
                 outcomes.append(outcome)
                 on_outcome(outcome)
 
-        try:
-            with ThreadPoolExecutor(1, thread_name_prefix="vectorfair-insert") as inserter:
-                pending: Future | None = None
-                stream = prefetched(self._prepare(chunk, seen, on_step) for chunk in chunks())
-                try:
-                    for prepared in stream:
-                        if should_stop():
-                            break
-                        encoded = self._encode_rows(prepared.fresh)
-                        if pending is not None:
-                            report(pending)
-                        pending = inserter.submit(self._store_prepared, prepared, encoded)
+        # The quota's claims go when the run ends, however it ends; the settle
+        # comes before, so a recount after the release sees this run's rows.
+        with self._quota_released_at_end(), ThreadPoolExecutor(1, thread_name_prefix="vectorfair-insert") as inserter:
+            pending: Future | None = None
+            stream = prefetched(self._prepare(chunk, seen, on_step) for chunk in chunks())
+            try:
+                for prepared in stream:
+                    if should_stop():
+                        break
+                    encoded = self._encode_rows(prepared.fresh)
                     if pending is not None:
                         report(pending)
-                        pending = None
-                finally:
-                    stream.close()
-                    if pending is not None:  # an earlier stage failed: let the insert end, keep its error
-                        pending.exception()
+                    pending = inserter.submit(self._store_prepared, prepared, encoded)
+                if pending is not None:
+                    report(pending)
+                    pending = None
+            finally:
+                stream.close()
+                if pending is not None:  # an earlier stage failed: let the insert end, keep its error
+                    pending.exception()
+            # Every insert has been reported (or waited for) by now.
             if any(o.ids and not o.duplicate for o in outcomes):
                 self.store.settle(self.demo)
+        return outcomes
+
+    @contextlib.contextmanager
+    def _quota_released_at_end(self) -> Iterator[None]:
+        try:
+            yield
         finally:
             if self.quota is not None:
                 self.quota.release()
-        return outcomes
 
     def _split(self, sources: Iterable[Source], on_split: Callable[[int], None]) -> Iterator[tuple[str, Source]]:
         for index, source in enumerate(sources):
