@@ -1,9 +1,12 @@
 """The store against real Milvus Lite: exact filtered search, schema checks, counts."""
 
+import time
+
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from vectorfair import Field
 from vectorfair.api import create_app
 from vectorfair.plugins import configure_demos, discover
 from vectorfair.settings import load_settings
@@ -21,7 +24,22 @@ def store_and_demo(settings):
     store.disconnect()
 
 
-def test_filtered_search_matches_brute_force(store_and_demo):
+def seal_and_index(store, demo, rows: int, timeout: float = 120) -> None:
+    """On a server, fresh rows sit in growing segments that are searched by
+    brute force; flush them into sealed segments and wait for the index, so
+    the search below goes through HNSW."""
+    name = store.collection_name(demo)
+    store.call(lambda client: client.flush(name))
+    deadline = time.monotonic() + timeout
+    while (index := store.call(lambda client: client.describe_index(name, "vector")))["indexed_rows"] < rows:
+        assert time.monotonic() < deadline, f"index not built in {timeout} s: {index}"
+        time.sleep(0.5)
+    store.call(lambda client: client.load_collection(name))
+
+
+def test_filtered_search_matches_brute_force(store_and_demo, milvus_backend):
+    """Lite (FLAT): exactly brute force. A server (HNSW over sealed segments):
+    recall@10 >= 0.99 against brute force, and every returned score exact."""
     store, demo = store_and_demo
     rng = np.random.default_rng(7)
     vectors = rng.normal(size=(2000, demo.dim)).astype(np.float32)
@@ -33,7 +51,11 @@ def test_filtered_search_matches_brute_force(store_and_demo):
         store.insert(demo, rows[start:start + 500])
     assert store.count(demo) == 2000
     assert store.count(demo, 'tag == "a"') == int((tags == "a").sum())
-    for q in range(20):
+    if milvus_backend.is_server:
+        assert store.collections["fake"].index_type == "HNSW"
+        seal_and_index(store, demo, 2000)
+    found = wanted = 0
+    for q in range(40):
         query = rng.normal(size=demo.dim).astype(np.float32)
         query /= np.linalg.norm(query)
         tag = "abcd"[q % 4]
@@ -41,8 +63,16 @@ def test_filtered_search_matches_brute_force(store_and_demo):
         scores = vectors @ query
         scores[tags != tag] = -np.inf
         expected = np.argsort(-scores)[:10]
-        assert [h["id"] for h in got] == [f"r{i}" for i in expected]
-        np.testing.assert_allclose([h["distance"] for h in got], scores[expected], rtol=1e-4, atol=1e-5)
+        ids = [h["id"] for h in got]
+        index_of = {f"r{i}": i for i in range(len(vectors))}
+        assert all(tags[index_of[i]] == tag for i in ids), "a hit outside the filter"
+        np.testing.assert_allclose([h["distance"] for h in got], [scores[index_of[i]] for i in ids],
+                                   rtol=1e-4, atol=1e-5)
+        if not milvus_backend.is_server:
+            assert ids == [f"r{i}" for i in expected]
+        found += len(set(ids) & {f"r{i}" for i in expected})
+        wanted += len(expected)
+    assert found / wanted >= 0.99, f"recall@10 {found / wanted:.3f} against brute force"
 
 
 def test_delete_is_reflected_in_count(store_and_demo):
@@ -52,12 +82,64 @@ def test_delete_is_reflected_in_count(store_and_demo):
     assert store.count(demo) == 3
 
 
-def test_index_is_first_preference_the_backend_takes(store_and_demo):
+def test_storing_a_row_again_replaces_it(store_and_demo):
+    """A server does not enforce unique primary keys on insert; the store
+    upserts, so the same item stored twice (two uploads racing, a resumed
+    job) is one row."""
     store, demo = store_and_demo
-    assert store.is_lite and demo.index_preferences[0] == "HNSW"
-    assert store.collections["fake"].index_type == "FLAT"  # Lite: exact FLAT (DESIGN.md)
+    rows = [{"id": f"k{i}", "vector": np.ones(demo.dim), "item": f"k{i}", "title": "first"} for i in range(3)]
+    store.insert(demo, rows)
+    store.insert(demo, [{**row, "title": "second"} for row in rows])
+    assert store.count(demo) == 3
+    assert {r["title"] for r in store.query(demo, "", ["title"])} == {"second"}
+
+
+def test_index_is_first_preference_the_backend_takes(store_and_demo, milvus_backend):
+    store, demo = store_and_demo
+    assert demo.index_preferences[0] == "HNSW"
+    info = store.collections["fake"]
+    if milvus_backend.is_server:
+        assert not store.is_lite
+        assert (info.index_type, info.index_params) == ("HNSW", {"M": 16, "efConstruction": 200})
+        assert info.search_params(10) == {"ef": 64} and info.search_params(100) == {"ef": 100}
+    else:
+        assert store.is_lite and (info.index_type, info.index_params) == ("FLAT", {})  # exact (DESIGN.md)
     server = Store(type(store.settings)(uri="http://127.0.0.1:1"))
     assert server.choose_index(demo) == "HNSW"
+
+
+def test_stats_show_the_backend_and_index(client, milvus_backend):
+    stats = client.get("/api/demos/fake/stats").json()
+    if milvus_backend.is_server:
+        assert stats["backend"].startswith("v2.")
+        assert (stats["index_type"], stats["index_params"], stats["search_params"]) == \
+            ("HNSW", {"M": 16, "efConstruction": 200}, {"ef": 64})
+    else:
+        assert stats["backend"].startswith("milvus_lite")
+        assert (stats["index_type"], stats["index_params"], stats["search_params"]) == ("FLAT", {}, {})
+
+
+def test_json_fields_hold_any_json_value(settings):
+    """A Milvus server's JSON field takes only objects (2.3: "cannot
+    unmarshal array"); the store wraps other values and unwraps them on read."""
+    demo = configure_demos(settings, discover(settings))["fake"]
+    saved = type(demo).fields
+    type(demo).fields = saved + (Field("extra", "json"), Field("box", "int_list", max_items=4),
+                                 Field("weights", "float_list", max_items=3))
+    store = Store(settings.milvus)
+    try:
+        store.ensure_collection(demo)
+        values = [[1, 2, [3, 4]], {"a": [1, 2]}, "text", 3.5, None, [["label", 0.25]]]
+        store.insert(demo, [{"id": f"j{i}", "vector": np.ones(demo.dim), "item": f"j{i}", "extra": v,
+                             "box": [1, 2, 3, 4, 5], "weights": [0.5, 1]} for i, v in enumerate(values)])
+        rows = {r["id"]: r for r in store.query(demo, "", ["id", "extra", "box", "weights"])}
+        assert [rows[f"j{i}"]["extra"] for i in range(len(values))] == [*values[:4], {}, values[5]]
+        assert rows["j0"]["box"] == [1, 2, 3, 4] and rows["j0"]["weights"] == [0.5, 1.0]
+        hit = store.search(demo, np.ones(demo.dim), 6)[0]
+        assert hit["extra"] == rows[hit["id"]]["extra"]
+    finally:
+        type(demo).fields = saved
+        store.disconnect()
 
 
 def test_changed_dim_is_a_clear_error_not_wrong_results(tmp_path):

@@ -126,7 +126,10 @@ class Stats(BaseModel):
     demo: str
     count: int
     collection: str
+    backend: str = Field(description='what stores the vectors: "milvus_lite-3.2.2", "v2.3.5", …')
     index_type: str
+    index_params: dict[str, Any] = Field(description="the index's build parameters, e.g. HNSW's M and efConstruction")
+    search_params: dict[str, Any] = Field(description="what a search of 10 hits asks of the index, e.g. HNSW's ef")
     metric: str
     dim: int
     active_jobs: int
@@ -701,7 +704,8 @@ def _demo_router(platform: Platform, demo: Demo) -> APIRouter:
             ready()
             info = platform.store.collections[name]
             return Stats(demo=name, count=platform.count_visible(demo, tenant), collection=info.name,
-                         index_type=info.index_type, metric=demo.metric, dim=demo.dim,
+                         backend=platform.store.backend, index_type=info.index_type, index_params=info.index_params,
+                         search_params=info.search_params(10), metric=demo.metric, dim=demo.dim,
                          active_jobs=len(platform.jobs.active(name)))
 
         return await anyio.to_thread.run_sync(run)

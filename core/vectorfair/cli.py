@@ -77,8 +77,22 @@ def serve(
     except (ConfigError, KeyError) as exc:
         err.print(f"[red]config error:[/red] {exc}")
         raise typer.Exit(2) from None
+    refuse_wrong_credentials(web_app.state.platform.store)
     uvicorn.run(web_app, host=host or settings.serve.host, port=port or settings.serve.port,
                 log_config=log_config, proxy_headers=True, forwarded_allow_ips=settings.serve.forwarded_allow_ips)
+
+
+def refuse_wrong_credentials(store) -> None:
+    """A Milvus server that refuses the token stops start-up with one line
+    naming the cause. A server that is not there yet does not: the app
+    starts, answers 503 and connects when it comes."""
+    from .store import is_lite_uri
+
+    if is_lite_uri(store.settings.uri):
+        return
+    if not store.connect() and store.auth_failed:
+        err.print(f"[red]Milvus:[/red] {store.last_error}")
+        raise typer.Exit(2)
 
 
 @app.command()

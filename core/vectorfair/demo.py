@@ -16,7 +16,10 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-FieldKind = Literal["str", "int", "float", "bool", "json", "str_list"]
+# str: VARCHAR (max_length bytes); int: INT64; float: DOUBLE; bool: BOOL;
+# json: any JSON value; str_list, int_list, float_list: ARRAY of at most
+# max_items VARCHAR / INT64 / DOUBLE.
+FieldKind = Literal["str", "int", "float", "bool", "json", "str_list", "int_list", "float_list"]
 
 # Fields every collection has; a demo's own fields may not reuse these names.
 RESERVED_FIELDS = frozenset({"id", "vector", "title", "item", "media", "thumb", "tenant", "created"})

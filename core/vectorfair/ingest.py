@@ -84,6 +84,7 @@ class Ingestor:
         self.tenant = tenant
         # A visitor's quota: taken by each new item before it is parsed.
         self.quota = quota
+        self._catch_up = False
 
     def run(
         self,
@@ -92,9 +93,12 @@ class Ingestor:
         should_stop: Callable[[], bool] = lambda: False,
         on_split: Callable[[int], None] = lambda extra: None,
         on_step: Callable[[str, int, int | None, str], None] | None = None,
+        catch_up: bool = False,
     ) -> list[Outcome]:
         """Store `sources`; `on_split(n)` says a file became n more items than one,
         `on_step(name, done, total, unit)` relays a demo's progress inside one item.
+        `catch_up`: the first stored-already check waits for every write
+        Milvus accepted, from any process (a job resumed after a crash).
 
         Three stages overlap, one chunk apart: reading and parsing the next
         chunk (a thread), encoding this one (the calling thread), inserting
@@ -105,6 +109,7 @@ class Ingestor:
         """
         outcomes: list[Outcome] = []
         seen: dict[str, Outcome] = {}
+        self._catch_up = catch_up
 
         def chunks() -> Iterator[list[tuple[str, Source]]]:
             chunk: list[tuple[str, Source]] = []
@@ -257,7 +262,8 @@ class Ingestor:
             return {}
         # An item's rows are inserted in one call, so its first row stands for
         # all of them; a duplicate is reported by that first row's id.
-        rows = self.store.query(self.demo, in_list("id", keys), ["id"])
+        catch_up, self._catch_up = self._catch_up, False
+        rows = self.store.query(self.demo, in_list("id", keys), ["id"], catch_up=catch_up)
         return {row["id"]: [row["id"]] for row in rows}
 
     def _encode_rows(self, fresh: list[tuple[Outcome, str, list[Entry]]]) -> list[dict[str, Any]]:

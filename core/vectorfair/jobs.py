@@ -282,5 +282,5 @@ class JobRunner:
 
         self.ingestor_for(job.demo, job.tenant).run(
             sources, on_outcome=on_outcome, should_stop=lambda: job.id in self._cancel, on_split=on_split,
-            on_step=on_step,
+            on_step=on_step, catch_up=job.resumed > 0,
         )

@@ -32,12 +32,30 @@ PUBLIC_TENANT = "public"
 # data sizes Lite is meant for. A server takes every index Milvus documents.
 LITE_INDEXES = ("FLAT",)
 SERVER_INDEXES = ("HNSW", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "DISKANN", "SCANN", "AUTOINDEX", "FLAT")
+# HNSW: M=16 links per node and efConstruction=200 are Milvus's documented
+# middle ground (build time vs graph quality); a search explores ef =
+# max(HNSW_MIN_EF, limit) candidates, which held recall@10 >= 0.99 against
+# brute force in tests/test_store.py. IVF: 128 lists, 16 probed.
+HNSW_MIN_EF = 64
 INDEX_BUILD_PARAMS = {
     "HNSW": {"M": 16, "efConstruction": 200},
     "IVF_FLAT": {"nlist": 128},
     "IVF_SQ8": {"nlist": 128},
     "IVF_PQ": {"nlist": 128, "m": 8},
 }
+IVF_NPROBE = 16
+# Consistency level per kind of read (a Milvus server; Lite reads its own
+# writes whatever the level). Measured on Milvus 2.3.5 here
+# (bench/consistency.py): Strong waits for the next time tick, ~200 ms a
+# call; Session costs ~1 ms, and ~200 ms only on the first read after this
+# process's own write; Bounded (the server default) misses writes of the last
+# moments. Session sees everything this process wrote, which is what makes
+# "upload, then search / count" right. Rows are upserted by their content
+# key, so a duplicate check that misses a fresh row costs a re-encode, never
+# a second copy. Strong is kept for the one read that must see what another
+# (crashed) process wrote: the first check of a resumed job.
+READ_CONSISTENCY = "Session"
+CATCH_UP_CONSISTENCY = "Strong"
 TITLE_BYTES = 1024
 KEY_BYTES = 64
 
@@ -54,6 +72,15 @@ class SchemaMismatch(Exception):
 class CollectionInfo:
     name: str
     index_type: str
+    index_params: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def search_params(self, limit: int) -> dict[str, Any]:
+        """Per-search index parameters for this collection's index."""
+        if self.index_type == "HNSW":
+            return {"ef": max(HNSW_MIN_EF, limit)}
+        if self.index_type.startswith("IVF"):
+            return {"nprobe": IVF_NPROBE}
+        return {}
 
 
 def is_lite_uri(uri: str) -> bool:
@@ -67,6 +94,7 @@ class Store:
         self._lock = threading.RLock()
         self._backend: str | None = None
         self.last_error: str | None = None
+        self.auth_failed = False
         self.collections: dict[str, CollectionInfo] = {}
 
     # -- connection ------------------------------------------------------------
@@ -78,27 +106,42 @@ class Store:
     def is_lite(self) -> bool:
         return is_lite_uri(self.settings.uri) or (self._backend or "").startswith("milvus_lite")
 
+    @property
+    def backend(self) -> str:
+        """What answers: "milvus_lite-3.2.2", "v2.3.5", … ("" before the first connection)."""
+        return self._backend or ""
+
     def _connect(self):
         from pymilvus import MilvusClient
 
         uri = self.settings.uri
         if is_lite_uri(uri):
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
+            quiet_lite_grpc_noise()
         client = MilvusClient(uri=uri, token=self.settings.token, timeout=self.settings.timeout)
         self._backend = str(client.get_server_version())
         log.info("connected to Milvus %s at %s", self._backend, uri)
         return client
 
     def connect(self) -> bool:
-        """Connect if not connected; True when Milvus answers."""
+        """Connect if not connected; True when Milvus answers. When Milvus
+        refuses the credentials, `auth_failed` is set: waiting will not help."""
         with self._lock:
             if self._client is not None:
                 return True
             try:
                 self._client = self._connect()
                 self.last_error = None
+                self.auth_failed = False
                 return True
             except Exception as exc:
+                self.auth_failed = is_auth_failure(exc)
+                if self.auth_failed:
+                    message = auth_failure_message(self.settings.uri, exc)
+                    if message != self.last_error:  # once, not at every reconnect attempt
+                        log.error("%s", message)
+                    self.last_error = message
+                    return False
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("Milvus at %s is not reachable: %s", self.settings.uri, self.last_error)
                 return False
@@ -144,6 +187,8 @@ class Store:
                 raise StoreUnavailable(self.unavailable_message()) from None
 
     def unavailable_message(self) -> str:
+        if self.auth_failed:
+            return self.last_error or AUTH_FAILURE_PREFIX
         return (
             f"Milvus at {self.settings.uri} is not reachable ({self.last_error}); "
             "retry shortly — the server reconnects by itself"
@@ -170,15 +215,19 @@ class Store:
         def ensure(client):
             if client.has_collection(name):
                 self._check_schema(client, name, demo)
-                index_type = client.describe_index(name, "vector").get("index_type", "?")
+                described = client.describe_index(name, "vector")
+                index_type = described.get("index_type", "?")
+                index_params = {k: _number(described[k]) for k in INDEX_BUILD_PARAMS.get(index_type, {}) if k in described}
             else:
                 index_type = self.choose_index(demo)
+                index_params = INDEX_BUILD_PARAMS.get(index_type, {})
                 client.create_collection(
                     name, schema=self._schema(client, demo), index_params=self._index_params(client, demo, index_type)
                 )
-                log.info("created collection %s (%s, %s, dim %d)", name, index_type, demo.metric, demo.dim)
+                log.info("created collection %s (%s %s, %s, dim %d)", name, index_type, index_params or "",
+                         demo.metric, demo.dim)
             client.load_collection(name)
-            return CollectionInfo(name, index_type)
+            return CollectionInfo(name, index_type, dict(index_params))
 
         info = self.call(ensure)
         self.collections[demo.name] = info
@@ -239,11 +288,15 @@ class Store:
         return ["id", "title", "item", "media", "thumb", "tenant", "created", *(f.name for f in demo.fields)]
 
     def insert(self, demo: Demo, rows: list[dict[str, Any]]) -> None:
+        """Store rows, replacing any stored row with the same id. Ids are
+        content keys, so two uploads of one item racing each other (or a job
+        resumed over rows a crashed run stored) leave one copy: a Milvus
+        server does not enforce unique primary keys on insert."""
         if not rows:
             return
         cleaned = [_clean_row(demo, row) for row in rows]
         name = self.collection_name(demo)
-        self.call(lambda client: client.insert(name, cleaned))
+        self.call(lambda client: client.upsert(name, cleaned))
 
     def settle(self, demo: Demo) -> None:
         """Call after a batch of inserts. Milvus Lite scans rows that are not
@@ -256,22 +309,19 @@ class Store:
 
     def search(self, demo: Demo, vector: np.ndarray, limit: int, expression: str = "") -> list[dict[str, Any]]:
         name = self.collection_name(demo)
-        index_type = self.collections.get(demo.name, CollectionInfo(name, "FLAT")).index_type
-        params: dict[str, Any] = {"metric_type": demo.metric}
-        if index_type == "HNSW":
-            params["params"] = {"ef": max(64, limit)}
-        elif index_type.startswith("IVF"):
-            params["params"] = {"nprobe": 16}
+        info = self.collections.get(demo.name, CollectionInfo(name, "FLAT"))
+        params: dict[str, Any] = {"metric_type": demo.metric, "params": info.search_params(limit)}
 
         def run(client):
             return client.search(
                 name, data=[np.asarray(vector, dtype=np.float32).tolist()], limit=limit,
                 filter=expression, output_fields=self.output_fields(demo), search_params=params,
-                anns_field="vector",
+                anns_field="vector", consistency_level=READ_CONSISTENCY,
             )
 
         result = self.call(run)
-        return [{**hit["entity"], "id": hit["id"], "distance": hit["distance"]} for hit in result[0]]
+        return [_restore_row(demo, {**hit["entity"], "id": hit["id"], "distance": hit["distance"]})
+                for hit in result[0]]
 
     def get(self, demo: Demo, row_id: str) -> dict[str, Any] | None:
         # Not client.get(ids=...): pymilvus puts the id into its filter
@@ -279,17 +329,24 @@ class Store:
         rows = self.query(demo, in_list("id", [row_id]), self.output_fields(demo), limit=1)
         return rows[0] if rows else None
 
-    def query(self, demo: Demo, expression: str, fields: Sequence[str], limit: int = 16384) -> list[dict[str, Any]]:
+    def query(self, demo: Demo, expression: str, fields: Sequence[str], limit: int = 16384,
+              catch_up: bool = False) -> list[dict[str, Any]]:
+        """Rows matching `expression`. `catch_up`: see every write Milvus has
+        accepted, from any process (Strong, ~200 ms on a server), not only
+        this process's own."""
         name = self.collection_name(demo)
-        return [dict(r) for r in self.call(
-            lambda client: client.query(name, filter=expression, output_fields=list(fields), limit=limit)
+        level = CATCH_UP_CONSISTENCY if catch_up else READ_CONSISTENCY
+        return [_restore_row(demo, dict(r)) for r in self.call(
+            lambda client: client.query(name, filter=expression, output_fields=list(fields), limit=limit,
+                                        consistency_level=level)
         )]
 
     def count(self, demo: Demo, expression: str = "") -> int:
         # count(*) rather than num_entities: a server counts deleted rows in
         # num_entities until compaction.
         name = self.collection_name(demo)
-        rows = self.call(lambda client: client.query(name, filter=expression, output_fields=["count(*)"]))
+        rows = self.call(lambda client: client.query(name, filter=expression, output_fields=["count(*)"],
+                                                     consistency_level=READ_CONSISTENCY))
         return int(rows[0]["count(*)"]) if rows else 0
 
     def delete(self, demo: Demo, expression: str) -> None:
@@ -320,6 +377,10 @@ def _field_kwargs(field: Field) -> dict[str, Any]:
             "datatype": DataType.ARRAY, "element_type": DataType.VARCHAR,
             "max_capacity": field.max_items, "max_length": field.max_length,
         }
+    if field.kind == "int_list":
+        return {"datatype": DataType.ARRAY, "element_type": DataType.INT64, "max_capacity": field.max_items}
+    if field.kind == "float_list":
+        return {"datatype": DataType.ARRAY, "element_type": DataType.DOUBLE, "max_capacity": field.max_items}
     raise ValueError(f"unknown field kind {field.kind!r}")
 
 
@@ -330,7 +391,13 @@ def truncate_utf8(text: str, max_bytes: int) -> str:
     return encoded[:max_bytes].decode("utf-8", errors="ignore")
 
 
-_DEFAULTS = {"str": "", "int": 0, "float": 0.0, "bool": False, "json": {}, "str_list": []}
+_DEFAULTS = {"str": "", "int": 0, "float": 0.0, "bool": False, "json": {}, "str_list": [], "int_list": [],
+             "float_list": []}
+# A Milvus server's JSON field takes objects only ("cannot unmarshal array"
+# on 2.3); any other JSON value is stored inside one under this key and
+# taken out again when read, so a demo's json field holds any JSON value on
+# every backend.
+JSON_VALUE_KEY = "$value"
 
 
 def _clean_row(demo: Demo, row: dict[str, Any]) -> dict[str, Any]:
@@ -353,6 +420,12 @@ def _clean_row(demo: Demo, row: dict[str, Any]) -> dict[str, Any]:
             value = truncate_utf8(value, field.max_length)
         elif field.kind == "str_list":
             value = [truncate_utf8(v, field.max_length) for v in list(value)[: field.max_items]]
+        elif field.kind == "int_list":
+            value = [int(v) for v in list(value)[: field.max_items]]
+        elif field.kind == "float_list":
+            value = [float(v) for v in list(value)[: field.max_items]]
+        elif field.kind == "json" and not isinstance(value, dict):
+            value = {JSON_VALUE_KEY: value}
         elif field.kind == "int":
             value = int(value)
         elif field.kind == "float":
@@ -361,3 +434,61 @@ def _clean_row(demo: Demo, row: dict[str, Any]) -> dict[str, Any]:
             value = bool(value)
         cleaned[field.name] = value
     return cleaned
+
+
+def _restore_row(demo: Demo, row: dict[str, Any]) -> dict[str, Any]:
+    """A stored row as the demo wrote it (JSON values taken out of their wrapper)."""
+    for field in demo.fields:
+        if field.kind == "json":
+            value = row.get(field.name)
+            if isinstance(value, dict) and len(value) == 1 and JSON_VALUE_KEY in value:
+                row[field.name] = value[JSON_VALUE_KEY]
+    return row
+
+
+def _number(text: Any) -> Any:
+    """An index parameter as describe_index gives it (a string) back as a number."""
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        try:
+            return float(text)
+        except (TypeError, ValueError):
+            return text
+
+
+AUTH_FAILURE_PREFIX = "Milvus refused the credentials"
+
+
+def is_auth_failure(exc: Exception) -> bool:
+    code = getattr(exc, "code", None)
+    text = str(exc).lower()
+    # 1800 is Milvus's "user not found / wrong password" code; older servers
+    # answer an unauthenticated call with "auth check failure".
+    return code == 1800 or "auth" in text and ("fail" in text or "denied" in text or "password" in text)
+
+
+def auth_failure_message(uri: str, exc: Exception) -> str:
+    detail = getattr(exc, "message", None) or str(exc)
+    return (f"{AUTH_FAILURE_PREFIX} at {uri} ({detail}). Set VECTORFAIR_MILVUS__TOKEN (or [milvus] token) to "
+            "\"user:password\" of a Milvus user, or to an API key, then start again")
+
+
+class _KnownLiteNoise(logging.Filter):
+    """Milvus Lite's in-process gRPC server logs a traceback when pymilvus
+    asks it for a timestamp (a call Lite does not implement; pymilvus then
+    does without). Nothing is wrong, but a plugin author reading the
+    traceback assumes their plugin broke."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(exc, NotImplementedError) and "Method not implemented" in str(exc))
+
+
+_LITE_NOISE = _KnownLiteNoise()
+
+
+def quiet_lite_grpc_noise() -> None:
+    grpc_log = logging.getLogger("grpc._server")
+    if _LITE_NOISE not in grpc_log.filters:
+        grpc_log.addFilter(_LITE_NOISE)

@@ -89,7 +89,7 @@ class VideoAnalysis(Demo):
         Field("timestamp", "float", description="seconds from the start"),
         Field("labels", "str_list", max_items=16, max_length=128, filterable=True),
         Field("label_scores", "json"),
-        Field("face_box", "json", description="left, top, right, bottom of the face in the frame"),
+        Field("face_box", "int_list", max_items=4, description="left, top, right, bottom of the face in the frame"),
         Field("duration", "float"),
         Field("keyframe_reason", "str", max_length=16),
     )
