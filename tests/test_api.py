@@ -281,11 +281,13 @@ def test_job_lookup_and_cancel(client):
 
 
 # -- stats and drop ---------------------------------------------------------------------
-def test_stats_and_drop(client):
+def test_stats_and_drop(client, settings):
     add(client, "a", "b", "c")
     stats = client.get("/api/demos/fake/stats").json()
-    assert stats == {"demo": "fake", "count": 3, "collection": "vf_fake", "index_type": "FLAT",
+    index = {key: stats.pop(key) for key in ("backend", "index_type", "index_params", "search_params")}
+    assert stats == {"demo": "fake", "count": 3, "collection": f"{settings.milvus.collection_prefix}_fake",
                      "metric": "COSINE", "dim": 32, "active_jobs": 0}
+    assert index["index_type"] in ("FLAT", "HNSW")  # per backend: tests/test_store.py
     r = client.delete("/api/demos/fake/items")
     assert r.status_code == 200 and count(client) == 0
     add(client, "a")
@@ -416,3 +418,51 @@ def test_pages_are_served_from_the_app(client):
     assert "http://" not in page.text and "https://" not in page.text  # nothing from a CDN
     assert client.get("/static/app.js").status_code == 200 and client.get("/static/app.css").status_code == 200
     assert_error(client.get("/demos/nope"), 404, "no demo 'nope'")
+
+
+# -- read your writes, nothing stored twice (both backends) -----------------------------
+def test_what_an_upload_stored_is_counted_and_found_by_the_next_request(client):
+    """On a server the default (Bounded) consistency misses fresh writes; the
+    store reads with Session consistency, so each next request sees them."""
+    for n in range(1, 6):
+        word = f"zebra{n}"
+        stored = client.post("/api/demos/fake/items", files={"files": (f"{word}.txt", f"{word} stripes".encode())})
+        assert stored.status_code == 201, stored.text
+        assert count(client) == n
+        hits = client.post("/api/demos/fake/search", json={"query": f"{word} stripes", "top_k": 1}).json()["hits"]
+        assert hits and hits[0]["id"] == stored.json()["ids"][0]
+        assert client.get(f"/api/demos/fake/items/{hits[0]['id']}").status_code == 200
+
+
+def test_the_same_upload_twice_at_the_same_moment_is_stored_once(tmp_path):
+    """Both requests pass the stored-already check before either inserts
+    (the encoder is slow on purpose); rows are upserted by content key, so
+    each item is one row. The same holds for two jobs of one archive."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastapi.testclient import TestClient
+
+    from vectorfair.api import create_app
+    from vectorfair.settings import load_settings
+
+    from .conftest import write_config
+
+    config = write_config(tmp_path, "[demos.fake]\nload_sample_on_start = false\nencode_delay = 0.5\n")
+    notes = {f"note{i}.txt": f"note number {i} of the batch".encode() for i in range(12)}
+    files = [("files", (name, data, "text/plain")) for name, data in notes.items()]
+    archive = zip_of({f"more/{name}": data + b" again" for name, data in notes.items()})
+    with TestClient(create_app(load_settings(config))) as client:
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(lambda _: client.post("/api/demos/fake/items", files=files), range(2)))
+        assert [a.status_code for a in answers] == [201, 201], [a.text for a in answers]
+        assert all(len(a.json()["ids"]) == 12 for a in answers)
+        jobs = [client.post("/api/demos/fake/jobs", files={"archive": ("more.zip", archive, "application/zip")})
+                .json()["job_id"] for _ in range(2)]
+        for job_id in jobs:
+            while client.get(f"/api/jobs/{job_id}").json()["state"] in ("queued", "running"):
+                time.sleep(0.1)
+            assert client.get(f"/api/jobs/{job_id}").json()["state"] == "succeeded"
+        platform = client.app.state.platform
+        rows = platform.store.query(platform.demos["fake"], "", ["id", "item"])
+        assert len(rows) == 24 and len({row["id"] for row in rows}) == 24
+        assert count(client) == 24

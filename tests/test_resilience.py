@@ -1,8 +1,10 @@
 """Real processes: Milvus going away and coming back, restarts, interrupted jobs."""
 
+import re
 import time
 
 import httpx
+import pytest
 from vectorfair_fake import FakeDemo  # on sys.path through conftest, as the server finds it
 
 from vectorfair.ingest import item_key
@@ -15,11 +17,58 @@ def search(base, query="apple"):
     return httpx.post(f"{base}/api/demos/fake/search", json={"query": query, "top_k": 5}, timeout=30)
 
 
-def test_milvus_unreachable_then_back_then_gone_then_back(tmp_path, procs):
-    milvus_port, app_port = free_port(), free_port()
+class RestartableMilvus:
+    """The Milvus a resilience test stops and starts: on Lite, a `milvus-lite
+    server` of the test's own (the same engine over TCP); on a server, the
+    session's real Milvus server, SIGKILLed like a crash and restarted on its
+    data."""
+
+    def __init__(self, backend, tmp_path, procs):
+        self.backend, self.tmp_path, self.procs = backend, tmp_path, procs
+        if backend.is_server:
+            self.server = backend.server
+            self.uri = backend.uri
+        else:
+            self.port = free_port()
+            self.uri = f"http://127.0.0.1:{self.port}"
+            self.process = None
+        self.starts = 0
+
+    def start(self):
+        self.starts += 1
+        if self.backend.is_server:
+            self.server.start()
+        else:
+            self.process = start_milvus(self.tmp_path / "milvus", self.port, self.tmp_path / f"milvus{self.starts}.log")
+            self.procs.append(self.process)
+
+    def kill(self):
+        if self.backend.is_server:
+            self.server.stop(kill=True)
+        else:
+            self.process.kill()
+
+    def stop(self):
+        if self.backend.is_server:
+            self.server.stop()
+
+
+@pytest.fixture
+def restartable_milvus(milvus_backend, tmp_path, procs):
+    if milvus_backend.is_server and milvus_backend.server is None:
+        pytest.skip("the Milvus server was not started by this test session, so it cannot be restarted")
+    milvus = RestartableMilvus(milvus_backend, tmp_path, procs)
+    yield milvus
+    if milvus_backend.is_server and milvus.server.process is None:
+        milvus.server.start()  # the next tests need it, whatever happened here
+
+
+def test_milvus_unreachable_then_back_then_gone_then_back(tmp_path, procs, restartable_milvus):
+    milvus = restartable_milvus
+    milvus.stop()
+    app_port = free_port()
     config = write_config(tmp_path, "[demos.fake]\nload_sample_on_start = false\n")
-    config.write_text(config.read_text().replace(f'uri = "{tmp_path}/data/milvus.db"',
-                                                 f'uri = "http://127.0.0.1:{milvus_port}"\ntimeout = 3'))
+    config.write_text(re.sub(r'uri = "[^"]*"', f'uri = "{milvus.uri}"\ntimeout = 3', config.read_text()))
     started = time.monotonic()
     app, base = start_app(config, app_port, tmp_path / "app.log")
     procs.append(app)
@@ -35,9 +84,8 @@ def test_milvus_unreachable_then_back_then_gone_then_back(tmp_path, procs):
     assert httpx.get(f"{base}/api/demos").json()[0]["status"] == "Milvus unreachable"
 
     # Milvus arrives: the app connects by itself.
-    milvus = start_milvus(tmp_path / "milvus", milvus_port, tmp_path / "milvus.log")
-    procs.append(milvus)
-    wait_for(lambda: httpx.get(f"{base}/readyz").status_code == 200, 30, what="ready after Milvus started")
+    milvus.start()
+    wait_for(lambda: httpx.get(f"{base}/readyz").status_code == 200, 60, what="ready after Milvus started")
     r = httpx.post(f"{base}/api/demos/fake/items", json={"records": [{"text": "apple tree"}, {"text": "pear"}]})
     assert r.status_code == 201
     assert search(base).json()["hits"][0]["title"] == "apple tree"
@@ -46,8 +94,8 @@ def test_milvus_unreachable_then_back_then_gone_then_back(tmp_path, procs):
     milvus.kill()
     wait_for(lambda: search(base).status_code == 503, 30, what="503 after Milvus died")
     assert httpx.get(f"{base}/readyz").status_code == 503
-    procs.append(start_milvus(tmp_path / "milvus", milvus_port, tmp_path / "milvus2.log"))
-    wait_for(lambda: search(base).status_code == 200, 30, what="search after Milvus came back")
+    milvus.start()
+    wait_for(lambda: search(base).status_code == 200, 60, what="search after Milvus came back")
     assert search(base).json()["hits"][0]["title"] == "apple tree"
     assert httpx.get(f"{base}/api/demos/fake/stats").json()["count"] == 2
     assert startup_seconds < 30

@@ -1,12 +1,15 @@
-"""Server mode: two app processes share one Milvus server (milvus-lite server
-over TCP) and one S3 bucket for media (moto's S3 server standing in for MinIO).
+"""Server mode: two app processes share one Milvus server (the real one with
+--milvus=server, else milvus-lite's engine over TCP) and one S3 bucket for media (moto's S3 server standing in for MinIO).
 An item stored through one process is found, read and streamed through the
 other; each keeps its own job records and read cache."""
 
+import re
 import socket
 
 import httpx
 import pytest
+
+from vectorfair.testing import collection_prefix_for
 
 from .conftest import write_config
 from .live import BIN, Process, free_port, start_app, start_milvus, wait_for
@@ -25,11 +28,14 @@ def start_s3(port: int, log) -> Process:
     return process
 
 
-def app_in(root, name, milvus_port, s3_port):
+def app_in(root, name, milvus_uri, s3_port):
     folder = root / name
     folder.mkdir()
     config = write_config(folder, "[demos.fake]\nload_sample_on_start = false\n")
-    config.write_text(config.read_text().replace(f'uri = "{folder}/data/milvus.db"', f'uri = "http://127.0.0.1:{milvus_port}"'))
+    # Both processes on one Milvus and one set of collections.
+    text = re.sub(r'uri = "[^"]*"', f'uri = "{milvus_uri}"', config.read_text())
+    text = re.sub(r'collection_prefix = "[^"]*"\n', "", text)
+    config.write_text(text.replace("[milvus]\n", f'[milvus]\ncollection_prefix = "{collection_prefix_for(root)}"\n'))
     env = {
         "VECTORFAIR_MEDIA__BACKEND": "s3", "VECTORFAIR_MEDIA__ENDPOINT_URL": f"http://127.0.0.1:{s3_port}",
         "VECTORFAIR_MEDIA__BUCKET": "vectorfair-test", "VECTORFAIR_MEDIA__ACCESS_KEY": "test",
@@ -38,13 +44,18 @@ def app_in(root, name, milvus_port, s3_port):
     return start_app(config, free_port(), folder / "app.log", env=env)
 
 
-def test_two_app_processes_share_milvus_and_media(tmp_path, procs):
-    milvus_port, s3_port = free_port(), free_port()
-    procs.append(start_milvus(tmp_path / "milvus", milvus_port, tmp_path / "milvus.log"))
+def test_two_app_processes_share_milvus_and_media(tmp_path, procs, milvus_backend):
+    s3_port = free_port()
+    if milvus_backend.is_server:
+        milvus_uri = milvus_backend.uri
+    else:  # Milvus Lite's engine over TCP, as a server for both processes
+        milvus_port = free_port()
+        milvus_uri = f"http://127.0.0.1:{milvus_port}"
+        procs.append(start_milvus(tmp_path / "milvus", milvus_port, tmp_path / "milvus.log"))
     procs.append(start_s3(s3_port, tmp_path / "s3.log"))
-    first, a = app_in(tmp_path, "a", milvus_port, s3_port)
+    first, a = app_in(tmp_path, "a", milvus_uri, s3_port)
     procs.append(first)
-    second, b = app_in(tmp_path, "b", milvus_port, s3_port)
+    second, b = app_in(tmp_path, "b", milvus_uri, s3_port)
     procs.append(second)
     for base in (a, b):
         wait_for(lambda: httpx.get(f"{base}/readyz").status_code == 200, 60, what=f"{base} ready")
@@ -52,8 +63,11 @@ def test_two_app_processes_share_milvus_and_media(tmp_path, procs):
     text = b"shared media across processes\n---\nsecond part of the shared file"
     r = httpx.post(f"{a}/api/demos/fake/items", files={"files": ("shared.txt", text)}, timeout=60)
     assert r.status_code == 201, r.text
-    hits = httpx.post(f"{b}/api/demos/fake/search", json={"query": "shared media processes"}, timeout=30).json()["hits"]
-    assert hits and hits[0]["title"] == "shared.txt#0", "process b finds what process a stored"
+    # Another process's write is seen within Milvus's time tick (Session
+    # consistency guarantees a process only its own writes at once).
+    hits = wait_for(lambda: httpx.post(f"{b}/api/demos/fake/search", json={"query": "shared media processes"},
+                                       timeout=30).json()["hits"], 5, interval=0.05, what="b to see a's item")
+    assert hits[0]["title"] == "shared.txt#0", "process b finds what process a stored"
     media = httpx.get(f"{b}{hits[0]['media_url']}", timeout=30)
     assert media.status_code == 200 and media.content == text and media.headers["content-type"].startswith("text/plain")
     part = httpx.get(f"{b}{hits[0]['media_url']}", headers={"Range": "bytes=0-5"}, timeout=30)
@@ -63,7 +77,8 @@ def test_two_app_processes_share_milvus_and_media(tmp_path, procs):
     job = httpx.post(f"{b}/api/demos/fake/jobs", json={"sample": True}, timeout=30).json()
     done = wait_for(lambda: (j := httpx.get(f"{b}/api/jobs/{job['job_id']}").json())["state"] == "succeeded" and j, 60)
     assert done["done"] == 20
-    assert httpx.get(f"{a}/api/demos/fake/stats").json()["count"] == 22
+    wait_for(lambda: httpx.get(f"{a}/api/demos/fake/stats").json()["count"] == 22, 5, interval=0.05,
+             what="a to count b's job")
     again = httpx.post(f"{b}/api/demos/fake/items", files={"files": ("copy.txt", text)}, timeout=60).json()
     assert again["duplicates"] == again["ids"] and len(again["ids"]) == 1
     # Each process keeps its own job records.

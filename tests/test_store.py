@@ -172,3 +172,18 @@ def test_schema_check_reports_missing_fields(settings):
     finally:
         type(demo).fields = saved
         store.disconnect()
+
+
+def test_rows_stored_again_stay_visible_to_tenant_filters(store_and_demo):
+    """Milvus before 2.3.10 upserts partition-key rows into the wrong
+    partition (milvus-io/milvus#30607), so a filter on the tenant missed them;
+    the store leaves the partition key out on such a server."""
+    store, demo = store_and_demo
+    rows = [{"id": f"p{i}", "vector": np.ones(demo.dim), "item": f"p{i}", "tenant": ["public", "v1", "v2"][i % 3]}
+            for i in range(30)]
+    store.insert(demo, rows)
+    store.insert(demo, rows[:9])
+    assert store.count(demo) == 30
+    assert store.count(demo, 'tenant == "public"') == 10
+    assert store.count(demo, 'tenant in ["public", "v1"]') == 20
+    assert len(store.search(demo, np.ones(demo.dim), 30, 'tenant == "v2"')) == 10

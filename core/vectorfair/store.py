@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -52,8 +53,10 @@ IVF_NPROBE = 16
 # moments. Session sees everything this process wrote, which is what makes
 # "upload, then search / count" right. Rows are upserted by their content
 # key, so a duplicate check that misses a fresh row costs a re-encode, never
-# a second copy. Strong is kept for the one read that must see what another
-# (crashed) process wrote: the first check of a resumed job.
+# a second copy. Strong is kept for reads that must see what Session cannot
+# promise: the first check of a resumed job (another, crashed process wrote
+# before it) and the read that follows a delete (a 2.3 server returns no
+# timestamp for a delete, so Session does not wait for it).
 READ_CONSISTENCY = "Session"
 CATCH_UP_CONSISTENCY = "Strong"
 TITLE_BYTES = 1024
@@ -110,6 +113,16 @@ class Store:
     def backend(self) -> str:
         """What answers: "milvus_lite-3.2.2", "v2.3.5", … ("" before the first connection)."""
         return self._backend or ""
+
+    @property
+    def upsert_routes_partition_keys(self) -> bool:
+        """Whether the backend's upsert puts a row in its partition key's
+        partition. Milvus servers before 2.3.10 hash the wrong field
+        (milvus-io/milvus#30607): the row lands in another partition and
+        every search filtered by tenant misses it. On those the tenant is a
+        plain field: filters still apply, only partition pruning is lost."""
+        version = _version_tuple(self._backend or "")
+        return self.is_lite or version is None or version >= (2, 3, 10)
 
     def _connect(self):
         from pymilvus import MilvusClient
@@ -243,7 +256,7 @@ class Store:
         schema.add_field("item", DataType.VARCHAR, max_length=KEY_BYTES)
         schema.add_field("media", DataType.VARCHAR, max_length=KEY_BYTES)
         schema.add_field("thumb", DataType.VARCHAR, max_length=KEY_BYTES)
-        schema.add_field("tenant", DataType.VARCHAR, max_length=KEY_BYTES, is_partition_key=True)
+        schema.add_field("tenant", DataType.VARCHAR, max_length=KEY_BYTES, is_partition_key=self.upsert_routes_partition_keys)
         schema.add_field("created", DataType.INT64)
         for field in demo.fields:
             schema.add_field(field.name, **_field_kwargs(field))
@@ -351,7 +364,18 @@ class Store:
 
     def delete(self, demo: Demo, expression: str) -> None:
         name = self.collection_name(demo)
-        self.call(lambda client: client.delete(name, filter=expression))
+
+        def run(client):
+            client.delete(name, filter=expression)
+            if not self.is_lite:
+                # Session reads follow the last write's timestamp, but a 2.3
+                # server answers a delete without one, so the next read could
+                # still see the deleted rows. One catch-up read waits until the
+                # delete is applied; every later read sees it.
+                client.query(name, filter=expression, output_fields=["count(*)"],
+                             consistency_level=CATCH_UP_CONSISTENCY)
+
+        self.call(run)
 
     def drop(self, demo: Demo) -> None:
         name = self.collection_name(demo)
@@ -492,3 +516,9 @@ def quiet_lite_grpc_noise() -> None:
     grpc_log = logging.getLogger("grpc._server")
     if _LITE_NOISE not in grpc_log.filters:
         grpc_log.addFilter(_LITE_NOISE)
+
+
+def _version_tuple(text: str) -> tuple[int, ...] | None:
+    """(2, 3, 5) from a server version such as "v2.3.5-lite"; None when unknown."""
+    match = re.search(r"(\d+)\.(\d+)\.(\d+)", text)
+    return tuple(int(part) for part in match.groups()) if match else None
