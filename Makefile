@@ -13,7 +13,7 @@ TORCH     := torch==2.13.0
 STAMP     := $(VENV)/.installed
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup run test test-fast bench clean chromium
+.PHONY: setup run test test-server test-fast bench clean chromium
 
 setup: $(STAMP)
 
@@ -32,8 +32,18 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) $(wildcard example
 run: setup
 	$(BIN)/vectorfair serve --config $(CONFIG)
 
+# The suites that touch Milvus run again on a real Milvus server (PyPI's
+# `milvus` 2.3.5, started by the tests; see conftest.py).
+SERVER_SUITES ?= tests/test_store.py tests/test_api.py tests/test_conformance.py tests/test_portal.py \
+	tests/test_hostile_uploads.py tests/test_resilience.py tests/test_server_mode.py tests/test_server_backend.py \
+	plugins examples
+
 test: setup chromium
 	$(BIN)/python -m pytest --durations=25
+	$(BIN)/python -m pytest --milvus=server --durations=15 $(SERVER_SUITES)
+
+test-server: setup
+	$(BIN)/python -m pytest --milvus=server $(SERVER_SUITES)
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"

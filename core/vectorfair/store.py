@@ -484,16 +484,29 @@ def _number(text: Any) -> Any:
 AUTH_FAILURE_PREFIX = "Milvus refused the credentials"
 
 
-def is_auth_failure(exc: Exception) -> bool:
-    code = getattr(exc, "code", None)
-    text = str(exc).lower()
-    # 1800 is Milvus's "user not found / wrong password" code; older servers
-    # answer an unauthenticated call with "auth check failure".
-    return code == 1800 or "auth" in text and ("fail" in text or "denied" in text or "password" in text)
+def is_auth_failure(exc: BaseException) -> bool:
+    """Whether Milvus refused the credentials. pymilvus reports a refused
+    token as "Fail connecting to server"; the gRPC error under it says
+    UNAUTHENTICATED ("auth check failure"), so look through the chain."""
+    return _auth_cause(exc) is not None
 
 
-def auth_failure_message(uri: str, exc: Exception) -> str:
-    detail = getattr(exc, "message", None) or str(exc)
+def _auth_cause(exc: BaseException) -> BaseException | None:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen and len(seen) < 50:  # the chain may loop
+        seen.add(id(exc))
+        code = getattr(exc, "code", None)
+        status = code() if callable(code) else code
+        if getattr(status, "name", None) == "UNAUTHENTICATED" or status == 1800 or "auth check fail" in str(exc).lower():
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def auth_failure_message(uri: str, exc: BaseException) -> str:
+    cause = _auth_cause(exc) or exc
+    details = getattr(cause, "details", None)
+    detail = (details() if callable(details) else None) or getattr(cause, "message", None) or str(cause)
     return (f"{AUTH_FAILURE_PREFIX} at {uri} ({detail}). Set VECTORFAIR_MILVUS__TOKEN (or [milvus] token) to "
             "\"user:password\" of a Milvus user, or to an API key, then start again")
 
