@@ -10,14 +10,10 @@ from pathlib import Path
 
 import httpx
 
+from vectorfair.testing import free_port  # noqa: F401 - the tests and benches import it from here
+
 FIXTURES = Path(__file__).parent / "plugin_fixtures"
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(check, timeout=30.0, interval=0.2, what="condition"):

@@ -84,7 +84,6 @@ class Ingestor:
         self.tenant = tenant
         # A visitor's quota: taken by each new item before it is parsed.
         self.quota = quota
-        self._catch_up = False
 
     def run(
         self,
@@ -109,7 +108,6 @@ class Ingestor:
         """
         outcomes: list[Outcome] = []
         seen: dict[str, Outcome] = {}
-        self._catch_up = catch_up
 
         def chunks() -> Iterator[list[tuple[str, Source]]]:
             chunk: list[tuple[str, Source]] = []
@@ -132,7 +130,8 @@ class Ingestor:
         # comes before, so a recount after the release sees this run's rows.
         with self._quota_released_at_end(), ThreadPoolExecutor(1, thread_name_prefix="vectorfair-insert") as inserter:
             pending: Future | None = None
-            stream = prefetched(self._prepare(chunk, seen, on_step) for chunk in chunks())
+            stream = prefetched(self._prepare(chunk, seen, on_step, catch_up=catch_up and number == 0)
+                                for number, chunk in enumerate(chunks()))
             try:
                 for prepared in stream:
                     if should_stop():
@@ -187,10 +186,11 @@ class Ingestor:
                 yield part_name, record
 
     def _prepare(self, chunk: list[tuple[str, Source]], seen: dict[str, Outcome],
-                 on_step: Callable[[str, int, int | None, str], None] | None = None) -> "Prepared":
+                 on_step: Callable[[str, int, int | None, str], None] | None = None,
+                 catch_up: bool = False) -> "Prepared":
         """Keys, the stored-already check and parsing, for one chunk."""
         keys = [item_key(source, self.tenant, self._identity(source)) for _, source in chunk]
-        stored = self._stored_ids([k for k in keys if k not in seen])
+        stored = self._stored_ids([k for k in keys if k not in seen], catch_up)
         prepared = Prepared()
         for (name, source), key in zip(chunk, keys):
             if key in stored:
@@ -257,12 +257,11 @@ class Ingestor:
             raise ItemError("a record must be a JSON object")
         return self.demo.parse_record(source)
 
-    def _stored_ids(self, keys: list[str]) -> dict[str, list[str]]:
+    def _stored_ids(self, keys: list[str], catch_up: bool = False) -> dict[str, list[str]]:
         if not keys:
             return {}
         # An item's rows are inserted in one call, so its first row stands for
         # all of them; a duplicate is reported by that first row's id.
-        catch_up, self._catch_up = self._catch_up, False
         rows = self.store.query(self.demo, in_list("id", keys), ["id"], catch_up=catch_up)
         return {row["id"]: [row["id"]] for row in rows}
 

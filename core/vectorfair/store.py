@@ -61,6 +61,8 @@ READ_CONSISTENCY = "Session"
 CATCH_UP_CONSISTENCY = "Strong"
 TITLE_BYTES = 1024
 KEY_BYTES = 64
+# Values in one filter expression when deleting (or looking up) many rows by a field.
+DELETE_CHUNK = 500
 
 
 class StoreUnavailable(Exception):
@@ -363,16 +365,25 @@ class Store:
         return int(rows[0]["count(*)"]) if rows else 0
 
     def delete(self, demo: Demo, expression: str) -> None:
+        self._delete(demo, [expression])
+
+    def delete_ids(self, demo: Demo, ids: Sequence[str]) -> None:
+        """Delete rows by id, DELETE_CHUNK ids to a filter expression."""
+        self._delete(demo, [in_list("id", list(ids[start:start + DELETE_CHUNK]))
+                            for start in range(0, len(ids), DELETE_CHUNK)])
+
+    def _delete(self, demo: Demo, expressions: list[str]) -> None:
         name = self.collection_name(demo)
 
         def run(client):
-            client.delete(name, filter=expression)
-            if not self.is_lite:
+            for expression in expressions:
+                client.delete(name, filter=expression)
+            if expressions and not self.is_lite:
                 # Session reads follow the last write's timestamp, but a 2.3
                 # server answers a delete without one, so the next read could
-                # still see the deleted rows. One catch-up read waits until the
-                # delete is applied; every later read sees it.
-                client.query(name, filter=expression, output_fields=["count(*)"],
+                # still see the deleted rows. One catch-up read, after all the
+                # deletes, waits until they are applied; every later read sees them.
+                client.query(name, filter=expressions[-1], output_fields=["count(*)"],
                              consistency_level=CATCH_UP_CONSISTENCY)
 
         self.call(run)

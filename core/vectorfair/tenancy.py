@@ -28,13 +28,12 @@ from .demo import Demo, Upload
 from .expr import all_of, in_list, quote
 from .media import MediaStore
 from .settings import VisitorSettings
-from .store import PUBLIC_TENANT, Store
+from .store import DELETE_CHUNK, PUBLIC_TENANT, Store
 
 log = logging.getLogger("vectorfair.tenancy")
 VISITOR_ID = re.compile(r"^v[0-9a-f]{24}$")
 # Rows per query when listing a tenant's rows; a visitor holds far fewer.
 QUERY_LIMIT = 16384
-DELETE_CHUNK = 500
 # Starts every quota refusal, so the API can answer 403 when nothing else failed.
 QUOTA_REFUSAL = "over your quota: "
 
@@ -218,9 +217,7 @@ class Tenancy:
         return deleted
 
     def _delete_rows(self, demo: Demo, rows: list[dict[str, Any]]) -> None:
-        ids = [row["id"] for row in rows]
-        for start in range(0, len(ids), DELETE_CHUNK):
-            self.store.delete(demo, in_list("id", ids[start:start + DELETE_CHUNK]))
+        self.store.delete_ids(demo, [row["id"] for row in rows])
 
     def drop_unused_blobs(self, keys: Iterable[str], older_than: float | None = None) -> int:
         """Delete the files no row refers to any more. Blobs are shared by
