@@ -129,6 +129,43 @@ def test_get_item_media_with_range_and_thumbnail(client):
     assert_error(client.get("/api/demos/fake/items/nope/media"), 404, "no item")
 
 
+def test_the_files_of_items_milvus_refuses_are_removed_unless_another_row_uses_them(client, monkeypatch):
+    import hashlib
+
+    from vectorfair.demo import Upload
+    from vectorfair.store import Store
+    from vectorfair.tenancy import new_visitor_id
+
+    platform = client.app.state.platform
+    shared = b"refuse these shared words"
+    stored = client.post("/api/demos/fake/items", files={"files": ("shared.txt", shared, "text/plain")})
+    assert stored.status_code == 201, stored.text
+    insert = Store.insert
+
+    def refusing(self, demo, rows):
+        if any("refuse" in row["text"] for row in rows):
+            raise ValueError("Milvus refuses this row")
+        insert(self, demo, rows)
+
+    monkeypatch.setattr(Store, "insert", refusing)
+
+    def blob(data):
+        return platform.media.path(hashlib.sha256(data).hexdigest())
+
+    # A visitor's copy of shared.txt is an item of its own, whose media is the stored item's blob.
+    uploads = [Upload("kept.txt", b"kept words"), Upload("own.txt", b"refuse own words"), Upload("shared.txt", shared)]
+    kept, own, copy = platform.ingestor("fake", tenant=new_visitor_id()).run(uploads)
+    assert kept.ids and not kept.error
+    assert own.error == copy.error == "could not be stored: Milvus refuses this row"
+    assert blob(b"refuse own words") is None
+    assert blob(b"kept words") is not None and blob(shared) is not None
+    # An item refused alone (no item-by-item retry) loses its file too.
+    [alone] = platform.ingestor("fake").run([Upload("alone.txt", b"refuse alone")])
+    assert alone.error and blob(b"refuse alone") is None
+    item = client.get(f"/api/demos/fake/items/{stored.json()['ids'][0]}").json()
+    assert client.get(item["media_url"]).content == shared
+
+
 @pytest.mark.parametrize("path", ["../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd"])
 def test_media_never_follows_a_path(client, path):
     add(client, "x")
@@ -285,9 +322,14 @@ def test_stats_and_drop(client, settings):
     add(client, "a", "b", "c")
     stats = client.get("/api/demos/fake/stats").json()
     index = {key: stats.pop(key) for key in ("backend", "index_type", "index_params", "search_params")}
+    vectors, fields = stats.pop("vectors"), stats.pop("fields")
     assert stats == {"demo": "fake", "count": 3, "collection": f"{settings.milvus.collection_prefix}_fake",
                      "metric": "COSINE", "dim": 32, "active_jobs": 0}
     assert index["index_type"] in ("FLAT", "HNSW")  # per backend: tests/test_store.py
+    assert [(v["name"], v["declared_kind"], v["kind"], v["dim"], v["index_type"]) for v in vectors] == \
+        [("vector", "float", "float", 32, index["index_type"])]
+    # The Filter's field has a scalar index (INVERTED on Lite and 2.4+, Trie on 2.3 servers).
+    assert [(f["name"], f["kind"], f["index"] is not None) for f in fields] == [("text", "str", False), ("tag", "str", True)]
     r = client.delete("/api/demos/fake/items")
     assert r.status_code == 200 and count(client) == 0
     add(client, "a")
@@ -466,3 +508,39 @@ def test_the_same_upload_twice_at_the_same_moment_is_stored_once(tmp_path):
         rows = platform.store.query(platform.demos["fake"], "", ["id", "item"])
         assert len(rows) == 24 and len({row["id"] for row in rows}) == 24
         assert count(client) == 24
+
+
+def test_drop_and_reload_are_refused_while_the_demo_has_a_job(client):
+    from vectorfair.store import StoreUnavailable
+
+    add(client, "a", "b")
+    platform = client.app.state.platform
+
+    def away(demo):
+        raise StoreUnavailable("Milvus is away")
+
+    # The job waits for a Milvus that never comes: it stays queued.
+    platform.jobs.require_demo = away
+    job_id = client.post("/api/demos/fake/jobs", json={"sample": True}).json()["job_id"]
+    for method, route in (("DELETE", "/api/demos/fake/items"), ("POST", "/api/demos/fake/reload")):
+        assert_error(client.request(method, route), 409, "fake has running jobs; cancel them first")
+    assert count(client) == 2
+    assert client.delete(f"/api/jobs/{job_id}").json()["state"] == "cancelled"
+    assert client.delete("/api/demos/fake/items").status_code == 200 and count(client) == 0
+
+
+def test_the_platform_is_what_the_routes_use(client):
+    """Search, drop and job lookups are Platform methods (the CLI uses the same)."""
+    add(client, "apple pie", "banana split")
+    platform = client.app.state.platform
+    outcome = platform.search("fake", "apple", 1)
+    assert [h.title for h in outcome.hits] == ["apple pie"] and outcome.summary == {"best": "apple pie"}
+    assert outcome.took_ms >= 0
+    assert [h.title for h in platform.search_hits("fake", "apple", 1)] == ["apple pie"]
+    job_id = client.post("/api/demos/fake/jobs", json={"sample": True}).json()["job_id"]
+    assert platform.job(job_id).demo == "fake" and platform.job("nope") is None
+    assert [j.id for j in platform.list_jobs(demo="fake")] == [job_id] and platform.list_jobs(demo="other") == []
+    wait_job(client, job_id)
+    assert platform.active_jobs("fake") == []
+    platform.drop_and_recreate("fake")
+    assert count(client) == 0

@@ -2,6 +2,7 @@
 
 import json
 import zipfile
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -63,3 +64,40 @@ def test_cli_errors_are_clear(config_file, tmp_path):
 def test_plugins_table(config_file):
     result = run(config_file, "plugins")
     assert result.exit_code == 0 and "fake" in result.output and "ok" in result.output
+
+
+def test_search_prints_the_demo_summary(config_file, tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("apple orchard in spring")
+    (folder / "b.txt").write_text("banana plantation")
+    assert run(config_file, "load", "fake", str(folder)).exit_code == 0
+    result = run(config_file, "search", "fake", "apple orchard")
+    assert result.exit_code == 0, result.output
+    # The fake demo's summarize() names the best hit, as the API's `summary` does.
+    assert "summary:" in result.output and "best: a.txt#0" in result.output
+
+
+def test_drop_is_refused_while_the_demo_has_a_job(config_file):
+    from vectorfair.jobs import Job, JobSource, JobStore
+    from vectorfair.settings import load_settings
+
+    assert run(config_file, "load", "fake", "--sample").exit_code == 0
+    # A job the server runs (or will resume when it starts again).
+    jobs = JobStore(Path(load_settings(config_file).data_dir) / "jobs.sqlite3")
+    job = Job(id="feedbeef", demo="fake", source=JobSource("sample"), label="sample data", state="running")
+    jobs.save(job)
+    try:
+        result = run(config_file, "drop", "fake", "--yes")
+        assert result.exit_code == 4, result.output
+        assert "queued or running jobs: feedbeef (running, sample data)" in result.output
+        assert "dropped" not in result.output
+        assert json.loads(run(config_file, "demos", "--json").output)[0]["count"] == 20
+
+        job.state = "succeeded"
+        jobs.save(job)
+        result = run(config_file, "drop", "fake", "--yes")
+        assert result.exit_code == 0 and "dropped fake" in result.output, result.output
+    finally:
+        jobs.close()
+    assert json.loads(run(config_file, "demos", "--json").output)[0]["count"] == 0

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from vectorfair import Field
+from vectorfair import ScalarField
 from vectorfair.api import create_app
 from vectorfair.plugins import configure_demos, discover
 from vectorfair.settings import load_settings
@@ -45,14 +45,14 @@ def test_filtered_search_matches_brute_force(store_and_demo, milvus_backend):
     vectors = rng.normal(size=(2000, demo.dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     tags = rng.choice(["a", "b", "c", "d"], size=len(vectors))
-    rows = [{"id": f"r{i}", "vector": v, "item": f"r{i}", "title": f"row {i}", "text": "", "tag": t}
+    rows = [{"id": f"r{i}", "vector": v, "item": f"r{i}", "tenant": "public", "title": f"row {i}", "text": "", "tag": t}
             for i, (v, t) in enumerate(zip(vectors, tags))]
     for start in range(0, len(rows), 500):
         store.insert(demo, rows[start:start + 500])
     assert store.count(demo) == 2000
     assert store.count(demo, 'tag == "a"') == int((tags == "a").sum())
     if milvus_backend.is_server:
-        assert store.collections["fake"].index_type == "HNSW"
+        assert store.collections["fake"].vector().index_type == "HNSW"
         seal_and_index(store, demo, 2000)
     found = wanted = 0
     for q in range(40):
@@ -77,7 +77,7 @@ def test_filtered_search_matches_brute_force(store_and_demo, milvus_backend):
 
 def test_delete_is_reflected_in_count(store_and_demo):
     store, demo = store_and_demo
-    store.insert(demo, [{"id": f"x{i}", "vector": np.ones(demo.dim), "item": f"x{i}"} for i in range(5)])
+    store.insert(demo, [{"id": f"x{i}", "vector": np.ones(demo.dim), "item": f"x{i}", "tenant": "public"} for i in range(5)])
     store.delete(demo, 'id in ["x1", "x2"]')
     assert store.count(demo) == 3
 
@@ -87,7 +87,7 @@ def test_storing_a_row_again_replaces_it(store_and_demo):
     upserts, so the same item stored twice (two uploads racing, a resumed
     job) is one row."""
     store, demo = store_and_demo
-    rows = [{"id": f"k{i}", "vector": np.ones(demo.dim), "item": f"k{i}", "title": "first"} for i in range(3)]
+    rows = [{"id": f"k{i}", "vector": np.ones(demo.dim), "item": f"k{i}", "tenant": "public", "title": "first"} for i in range(3)]
     store.insert(demo, rows)
     store.insert(demo, [{**row, "title": "second"} for row in rows])
     assert store.count(demo) == 3
@@ -96,16 +96,14 @@ def test_storing_a_row_again_replaces_it(store_and_demo):
 
 def test_index_is_first_preference_the_backend_takes(store_and_demo, milvus_backend):
     store, demo = store_and_demo
-    assert demo.index_preferences[0] == "HNSW"
-    info = store.collections["fake"]
+    assert demo.vectors[0].index[0] == "HNSW"
+    info = store.collections["fake"].vector()
     if milvus_backend.is_server:
         assert not store.is_lite
         assert (info.index_type, info.index_params) == ("HNSW", {"M": 16, "efConstruction": 200})
         assert info.search_params(10) == {"ef": 64} and info.search_params(100) == {"ef": 100}
     else:
         assert store.is_lite and (info.index_type, info.index_params) == ("FLAT", {})  # exact (DESIGN.md)
-    server = Store(type(store.settings)(uri="http://127.0.0.1:1"))
-    assert server.choose_index(demo) == "HNSW"
 
 
 def test_stats_show_the_backend_and_index(client, milvus_backend):
@@ -124,13 +122,13 @@ def test_json_fields_hold_any_json_value(settings):
     unmarshal array"); the store wraps other values and unwraps them on read."""
     demo = configure_demos(settings, discover(settings))["fake"]
     saved = type(demo).fields
-    type(demo).fields = saved + (Field("extra", "json"), Field("box", "int_list", max_items=4),
-                                 Field("weights", "float_list", max_items=3))
+    type(demo).fields = saved + (ScalarField("extra", "json"), ScalarField("box", "int_list", max_items=4),
+                                 ScalarField("weights", "float_list", max_items=3))
     store = Store(settings.milvus)
     try:
         store.ensure_collection(demo)
         values = [[1, 2, [3, 4]], {"a": [1, 2]}, "text", 3.5, None, [["label", 0.25]]]
-        store.insert(demo, [{"id": f"j{i}", "vector": np.ones(demo.dim), "item": f"j{i}", "extra": v,
+        store.insert(demo, [{"id": f"j{i}", "vector": np.ones(demo.dim), "item": f"j{i}", "tenant": "public", "extra": v,
                              "box": [1, 2, 3, 4, 5], "weights": [0.5, 1]} for i, v in enumerate(values)])
         rows = {r["id"]: r for r in store.query(demo, "", ["id", "extra", "box", "weights"])}
         assert [rows[f"j{i}"]["extra"] for i in range(len(values))] == [*values[:4], {}, values[5]]
@@ -150,7 +148,7 @@ def test_changed_dim_is_a_clear_error_not_wrong_results(tmp_path):
     settings = load_settings(config)
     with TestClient(create_app(settings)) as client:
         ready = client.get("/readyz")
-        assert ready.status_code == 503 and "vector dim is 32, the demo now encodes 48" in ready.json()["demos"]["fake"]
+        assert ready.status_code == 503 and "vector field 'vector' has dim 32, the demo now encodes 48" in ready.json()["demos"]["fake"]
         r = client.post("/api/demos/fake/search", json={"query": "kept"})
         assert r.status_code == 409 and "vectorfair drop fake" in r.json()["detail"]
         assert client.post("/api/demos/fake/items", json={"records": [{"text": "new"}]}).status_code == 409

@@ -34,7 +34,6 @@ class Letters(TowheeDemo):
     name = "letters"
     title = "Letter profiles (towhee)"
     inputs = ("text",)
-    accepts_records = True
     vector_dim = len(LETTERS)
 
     def towhee_pipeline(self):

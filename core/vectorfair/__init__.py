@@ -1,13 +1,18 @@
 """vectorfair: a plugin platform of vector-search demos on Milvus."""
 
-from .demo import (
-    Demo, DemoOptions, Entry, Field, Hit, ItemError, Media, QueryError, Upload, lazy_model, static_folder,
-)
+from importlib.metadata import PackageNotFoundError, version
+
+from .demo import Demo, DemoFilter, DemoOptions, Entry, Hit, ItemError, Media, QueryError, Upload, lazy_model, static_folder
+from .expr import all_of, in_list, quote
 from .hookspecs import hookimpl
 from .progress import report_progress
+from .schema import ScalarField, VectorField
 
 __all__ = [
-    "Demo", "DemoOptions", "Entry", "Field", "Hit", "ItemError", "Media", "QueryError", "Upload", "hookimpl",
-    "report_progress", "lazy_model", "static_folder",
+    "Demo", "DemoFilter", "DemoOptions", "Entry", "Hit", "ItemError", "Media", "QueryError", "ScalarField", "Upload",
+    "VectorField", "all_of", "hookimpl", "in_list", "lazy_model", "quote", "report_progress", "static_folder",
 ]
-__version__ = "0.1.0"
+try:
+    __version__ = version("vectorfair")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"

@@ -77,9 +77,10 @@ class Batcher:
     def _run_batch(self, batch: list[tuple[Any, Future]]) -> None:
         payloads = [payload for payload, _ in batch]
         try:
-            vectors = np.asarray(self.encode(payloads), dtype=np.float32)
-            if vectors.shape[0] != len(batch):
-                raise ValueError(f"encoder returned {vectors.shape[0]} vectors for {len(batch)} payloads")
+            # Rows as the encoder made them: float arrays, bits, or sparse dicts.
+            vectors = self.encode(payloads)
+            if len(vectors) != len(batch):
+                raise ValueError(f"encoder returned {len(vectors)} vectors for {len(batch)} payloads")
         except Exception as batch_error:
             if len(batch) == 1:
                 batch[0][1].set_exception(batch_error)
@@ -93,3 +94,8 @@ class Batcher:
         self.on_batch(len(batch))
         for (_, future), vector in zip(batch, vectors):
             future.set_result(vector)
+
+
+def attach_batcher(demo: Any, batcher: Callable[[Any], np.ndarray] | None) -> None:
+    """Route `demo.encode_query` through `batcher` (None: encode one by one)."""
+    demo.__dict__["_query_batcher"] = batcher

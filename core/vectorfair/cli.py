@@ -1,5 +1,8 @@
 """The `vectorfair` command (Typer): serve, list, load, search, drop, new-plugin.
 
+Every command goes through `Platform`, as the HTTP API does: a search prints
+the demo's summary too, and `drop` is refused while the demo has jobs.
+
 `load`, `search` and `drop` work on the data directly (in this process), so do
 not run them against an embedded Milvus Lite file that a running server holds:
 Lite allows one process per database. Use the HTTP API then, or a Milvus server.
@@ -10,13 +13,14 @@ from __future__ import annotations
 import json
 import logging.config
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn, Optional
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .contract import file_query
 from .settings import ConfigError, load_settings
 
 app = typer.Typer(help="Vector-search demos on Milvus.", no_args_is_help=True, add_completion=False)
@@ -142,7 +146,7 @@ def load(
     config: Optional[Path] = ConfigOption,
 ):
     """Load items into a demo, with a progress bar; bad items are listed, not fatal."""
-    from .ingest import ArchiveError, files_from_path
+    from .archives import ArchiveError, files_from_path
 
     if (path is None) == (not sample):
         err.print("give either a PATH or --sample")
@@ -194,42 +198,71 @@ def search(
     try:
         target = _demo(platform, demo)
         try:
-            if target.file_inputs() and Path(query).is_file():
+            if file_query(target) and Path(query).is_file():
                 payload = target.parse_query_file(Upload(Path(query).name, Path(query).read_bytes()))
             else:
                 payload = target.parse_query_text(query)
+            # A demo may find a query unusable while parsing it or while searching.
+            outcome = platform.search(demo, payload, top_k)
         except QueryError as exc:
             err.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from None
-        hits = [h.__dict__ for h in platform.search(demo, payload, top_k)]
     finally:
         platform.close()
+    hits = [h.__dict__ for h in outcome.hits]
     if as_json:
+        # The hits only, as before; the summary is in the table output.
         print(json.dumps(hits, indent=2, default=str))
         return
     table = Table("score", "title", "id")
     for h in hits:
         table.add_row(f"{h['score']:.3f}", h["title"], h["id"])
     console.print(table)
+    if outcome.summary is not None:
+        console.print("summary:", markup=False, highlight=False)
+        for key, value in outcome.summary.items():
+            text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+            console.print(f"  {key}: {text}", markup=False, highlight=False)
 
 
 @app.command()
 def drop(demo: str, yes: bool = typer.Option(False, "--yes", "-y", help="do not ask"), config: Optional[Path] = ConfigOption):
-    """Delete every item of a demo (its collection is created again, empty)."""
+    """Delete every item of a demo (its collection is created again, empty).
+
+    Refused while the demo has queued or running jobs, as over HTTP."""
+    from .runtime import DemoBusy
+    from .store import StoreUnavailable
+
     platform = _platform(config)
     try:
         if demo not in platform.demos:
             _demo(platform, demo)
+        busy = platform.active_jobs(demo)
+        if busy:  # before asking; drop_and_recreate checks again
+            _refuse_busy(DemoBusy(demo, busy))
         if not yes and not typer.confirm(f"delete every item of {demo}?"):
             raise typer.Exit(1)
-        if not platform.store.connect():
-            err.print(f"[red]{platform.store.unavailable_message()}[/red]")
-            raise typer.Exit(3)
-        platform.store.drop(platform.demos[demo])
-        platform.store.ensure_collection(platform.demos[demo])
+        try:
+            platform.drop_and_recreate(demo)
+        except DemoBusy as exc:
+            _refuse_busy(exc)
+        except StoreUnavailable as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(3) from None
     finally:
         platform.close()
     console.print(f"dropped {demo}")
+
+
+def _refuse_busy(exc) -> NoReturn:
+    """Exit 4 naming the jobs that keep the demo from being dropped."""
+    from rich.markup import escape
+
+    ids = escape(", ".join(f"{j.id} ({j.state}, {j.label or j.source})" for j in exc.jobs))
+    err.print(f"[red]{exc.demo_name} has queued or running jobs: {ids}.[/red] Cancel them first "
+              "(DELETE /api/jobs/{job_id} on the server) or wait until they end; a job cut off when the "
+              "server stopped resumes when it starts again.", highlight=False)
+    raise typer.Exit(4)
 
 
 @app.command("new-plugin")

@@ -11,19 +11,15 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-# str: VARCHAR (max_length bytes); int: INT64; float: DOUBLE; bool: BOOL;
-# json: any JSON value; str_list, int_list, float_list: ARRAY of at most
-# max_items VARCHAR / INT64 / DOUBLE.
-FieldKind = Literal["str", "int", "float", "bool", "json", "str_list", "int_list", "float_list"]
+from .schema import ScalarField, VectorField
 
-# Fields every collection has; a demo's own fields may not reuse these names.
-RESERVED_FIELDS = frozenset({"id", "vector", "title", "item", "media", "thumb", "tenant", "created"})
 TEXT_INPUTS = frozenset({"text", "smiles"})
+# Files of records a demo that takes records reads without any code of its own.
+RECORD_FILES = (".csv", ".json", ".jsonl")
 
 
 class ItemError(ValueError):
@@ -51,16 +47,11 @@ class DemoOptions(BaseModel):
     load_sample_on_start: bool = True
 
 
-@dataclasses.dataclass(frozen=True)
-class Field:
-    """A scalar field stored next to each vector and returned in `hit.fields`."""
+class DemoFilter(BaseModel):
+    """Base of a demo's `Filter`: a pydantic model of the filters a search
+    takes. Unknown keys are refused (422) rather than silently ignored."""
 
-    name: str
-    kind: FieldKind = "str"
-    max_length: int = 1024
-    max_items: int = 16
-    filterable: bool = False
-    description: str = ""
+    model_config = ConfigDict(extra="forbid")
 
 
 @dataclasses.dataclass
@@ -99,9 +90,13 @@ class Entry:
     fields: dict[str, Any] = dataclasses.field(default_factory=dict)
     media: Media | None = None
     thumbnail: Media | None = None
-    # Set when `parse_upload` already ran the model (a long recording encoded
-    # in steps so the job can report progress); the core then stores it as is.
-    vector: np.ndarray | None = None
+    # Vectors already computed, by vector field name: a field the demo's
+    # `encode` does not fill (a face descriptor), or one `parse_upload`
+    # encoded in steps to report progress. The payload, when not None, is
+    # encoded into the first vector field unless that one is given here. A
+    # row without some field of a demo that has several is never found
+    # through that field.
+    vectors: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -154,24 +149,26 @@ def static_folder(demo_name: str, package_file: str) -> list[tuple[str, Any]]:
 
 
 class Demo:
-    """Base class of a demo. Subclass it, set the class attributes, implement
-    `dim`, `encode` and at least one of the `parse_*` methods."""
+    """Base class of a demo. Subclass it, set `name`, `title` and `vectors`,
+    implement `encode` and `parse_record` or `parse_upload`; everything else
+    has a default. docs/writing_a_plugin.md lists every member."""
 
     name: ClassVar[str]
     title: ClassVar[str]
     description: ClassVar[str] = ""
     # Query kinds the search route takes: text-like ones ("text", "smiles") as
-    # JSON, media ones ("image", "video", "audio", ...) as a multipart file.
+    # JSON, media ones ("image", "video", "audio", ...) as a multipart file
+    # (define `parse_query_file` for those).
     inputs: ClassVar[tuple[str, ...]] = ("text",)
-    # File suffixes `parse_upload` understands (lower case, with the dot).
+    # File suffixes `parse_upload` (or `split_upload`) reads, lower case with
+    # the dot. A demo that takes records reads RECORD_FILES without this.
     accepts: ClassVar[tuple[str, ...]] = ()
-    accepts_records: ClassVar[bool] = False
-    fields: ClassVar[tuple[Field, ...]] = ()
-    metric: ClassVar[Literal["COSINE", "IP", "L2"]] = "COSINE"
-    # Ordered preferences; the store takes the first the backend handles well.
-    index_preferences: ClassVar[tuple[str, ...]] = ("HNSW", "FLAT")
+    fields: ClassVar[tuple[ScalarField, ...]] = ()
+    # The vector fields; `encode` fills the first. A property when a
+    # dimension depends on the options.
+    vectors: ClassVar[tuple[VectorField, ...]] = ()
     Options: ClassVar[type[DemoOptions]] = DemoOptions
-    # A pydantic model of the filters a search takes, or None for no filters.
+    # A DemoFilter subclass of the filters a search takes, or None.
     Filter: ClassVar[type[BaseModel] | None] = None
     sample_query: ClassVar[str | None] = None
     # URL of an image that previews a typed query, "{query}" standing for it
@@ -185,15 +182,13 @@ class Demo:
         self.options = options if options is not None else self.Options()
 
     # -- encoder -------------------------------------------------------------
-    @property
-    def dim(self) -> int:
+    def encode(self, payloads: list[Any]) -> Any:
+        """Vectors of the first vector field for a batch of payloads: an
+        array (len(payloads), dim) for float, 0/1 bits or packed bytes for
+        binary, a list of {index: weight} for sparse."""
         raise NotImplementedError
 
-    def encode(self, payloads: list[Any]) -> np.ndarray:
-        """Vectors for a batch of payloads, shape (len(payloads), dim)."""
-        raise NotImplementedError
-
-    def encode_with_fields(self, payloads: list[Any]) -> tuple[np.ndarray, list[dict[str, Any]] | None]:
+    def encode_with_fields(self, payloads: list[Any]) -> tuple[Any, list[dict[str, Any]] | None]:
         """For ingest: the vectors plus, per payload, fields that come out of
         the same model pass (an image's predicted labels, say). Default: no
         extra fields."""
@@ -202,30 +197,30 @@ class Demo:
     def warm_up(self) -> None:
         """Load the model now rather than on the first request."""
 
-    def encode_query(self, payload: Any) -> np.ndarray:
-        """One query's vector. The core may route this through a batcher that
-        gathers concurrent queries into one `encode` call; call it (not
-        `encode([payload])`) from an overridden `search` to benefit."""
+    def encode_query(self, payload: Any) -> Any:
+        """One query's vector. The core gathers concurrent queries into one
+        `encode` call; call this (not `encode([payload])`) from an
+        overridden `search` to benefit."""
         batcher = self.__dict__.get("_query_batcher")
         if batcher is not None:
             return batcher(payload)
-        return np.asarray(self.encode([payload]), dtype=np.float32)[0]
-
-    def use_query_batcher(self, batcher: Callable[[Any], np.ndarray] | None) -> None:
-        self.__dict__["_query_batcher"] = batcher
+        return self.encode([payload])[0]
 
     # -- ingest --------------------------------------------------------------
     def parse_upload(self, upload: Upload) -> Iterable[Entry]:
-        raise ItemError(
-            f"{self.title} does not take files"
-            + ("; send JSON records instead" if self.accepts_records else "")
-        )
+        """The rows of one uploaded file whose suffix is in `accepts`."""
+        raise ItemError(f"{self.title} does not take files; send JSON records instead")
 
-    def split_upload(self, upload: Upload) -> Iterable[tuple[str, dict[str, Any]]] | None:
-        """For a file that holds many items (a CSV of records): return
-        (label, record) pairs (a record may be an `ItemError` for a bad row), each then stored, deduplicated and reported as
-        an item of its own through `parse_record`. Return None (the default)
-        when the file is one item."""
+    def split_upload(self, upload: Upload) -> Iterable[tuple[str, dict[str, Any] | ItemError]] | None:
+        """For a file that holds many items: (label, record) pairs, each then
+        stored, deduplicated and reported as an item of its own ("<file>
+        <label>") through `parse_record`; a record may be an ItemError for a
+        bad row. None (the default for files other than RECORD_FILES) when
+        the file is one item for `parse_upload`."""
+        if upload.suffix in RECORD_FILES and type(self).parse_record is not Demo.parse_record:
+            from .records import read_records
+
+            return read_records(upload)
         return None
 
     def identity(self, source: Upload | dict[str, Any]) -> str | None:
@@ -235,33 +230,47 @@ class Demo:
         return None
 
     def parse_record(self, record: dict[str, Any]) -> Iterable[Entry]:
+        """The rows of one JSON record (sent as {"records": [...]} or read
+        from a CSV/JSON/JSONL file). Defining it makes the demo take records."""
         raise ItemError(f"{self.title} does not take JSON records; upload files ({', '.join(self.accepts)})")
 
     def sample_items(self) -> Iterator[Upload | dict[str, Any]]:
-        """The demo's sample data set; must work offline."""
+        """The demo's sample data set, as uploads and/or records; must work offline."""
         return iter(())
 
     # -- search --------------------------------------------------------------
     def parse_query_text(self, text: str) -> Any:
-        raise QueryError(f"{self.title} searches by {', '.join(self.inputs)}, not by text")
+        """The payload of a typed query (default: the text, trimmed)."""
+        text = " ".join(text.split())
+        if not text:
+            raise QueryError("type something to search for")
+        return text
 
     def parse_query_file(self, upload: Upload) -> Any:
+        """The payload of a query file (an image, a clip…)."""
         raise QueryError(f"{self.title} searches by {', '.join(self.inputs)}, not by file")
 
     def filter_expression(self, filter: BaseModel) -> str:
         """A Milvus boolean expression for the validated `Filter`, or "".
 
-        Use `vectorfair.expr.quote` for strings taken from the request.
+        The default matches each filter value that is set to the scalar field
+        of the same name (`x == v`; `x in [...]` for a list; a value in a
+        str_list field; `<field>_min` / `<field>_max` for ranges). Use
+        `vectorfair.quote` for strings when writing your own.
         """
-        return ""
+        from .expr import matching
 
-    def search(
-        self, nearest: Callable[[np.ndarray, int], list[Hit]], payload: Any, top_k: int, filter: BaseModel | None
-    ) -> list[Hit]:
-        """Ranked hits for a parsed query. `nearest(vector, limit)` runs the
-        Milvus search (with this demo's filter expression applied) and returns
-        hits best first. Override it for exact re-ranking that needs several
-        rounds, or for filters Milvus cannot express."""
+        return matching(self.fields, filter)
+
+    def search(self, nearest: Callable[..., list[Hit]], payload: Any, top_k: int,
+               filter: BaseModel | None) -> list[Hit]:
+        """Ranked hits for a parsed query. `nearest(vector, limit, field=None)`
+        runs the Milvus search on a vector field (the first by default) with
+        this demo's filter expression applied, and returns hits best first;
+        `nearest.stored(field)` is that field as this backend stores it (a
+        fallback where it lacks the declared kind). Override it for exact
+        re-ranking that needs several rounds, another vector field per query
+        mode, or filters Milvus cannot express."""
         vector = self.encode_query(payload)
         return self.rerank(payload, nearest(vector, self.candidates(top_k)), top_k)
 
@@ -270,39 +279,10 @@ class Demo:
         return top_k
 
     def rerank(self, payload: Any, hits: list[Hit], top_k: int) -> list[Hit]:
+        """The final top_k from the fetched hits (default: as Milvus ranked them)."""
         return hits[:top_k]
 
     def summarize(self, payload: Any, hits: list[Hit]) -> dict[str, Any] | None:
         """Anything the search result should carry besides the hits (returned
         as `summary`), such as a chatbot's answer; None for nothing."""
         return None
-
-    # -- helpers -------------------------------------------------------------
-    @classmethod
-    def text_inputs(cls) -> bool:
-        return any(kind in TEXT_INPUTS for kind in cls.inputs)
-
-    @classmethod
-    def file_inputs(cls) -> bool:
-        return any(kind not in TEXT_INPUTS for kind in cls.inputs)
-
-    @classmethod
-    def contract_problems(cls) -> list[str]:
-        """What is wrong with this class as a demo (empty when it is fine)."""
-        problems = []
-        for attr in ("name", "title"):
-            if not isinstance(getattr(cls, attr, None), str) or not getattr(cls, attr):
-                problems.append(f"missing class attribute {attr!r}")
-        name = getattr(cls, "name", "")
-        if isinstance(name, str) and name and not (name.replace("_", "").isalnum() and name.islower()):
-            problems.append(f"name {name!r} must be lower-case letters, digits and '_'")
-        if not cls.inputs:
-            problems.append("inputs is empty: name at least one query kind")
-        if not issubclass(cls.Options, DemoOptions):
-            problems.append("Options must subclass vectorfair.DemoOptions")
-        for field in cls.fields:
-            if field.name in RESERVED_FIELDS:
-                problems.append(f"field {field.name!r} is reserved by the core")
-        if cls.metric not in ("COSINE", "IP", "L2"):
-            problems.append(f"metric {cls.metric!r} is not one of COSINE, IP, L2")
-        return problems

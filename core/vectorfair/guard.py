@@ -20,7 +20,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
 
 from .settings import Settings
-from .store import PUBLIC_TENANT
+from .tenancy import PUBLIC_TENANT
 from .tenancy import VisitorCookie, new_visitor_id
 
 API_KEY_HEADER = "X-API-Key"

@@ -1,4 +1,5 @@
-"""Turning uploads, archives and records into stored rows.
+"""Turning uploads (archive members too, see archives.py) and records into
+stored rows.
 
 One bad item never stops the others: its error is reported under its name and
 the rest of the batch goes on. Items are keyed by the SHA-256 of their content,
@@ -14,32 +15,25 @@ import hashlib
 import json
 import logging
 import queue
-import re
-import tarfile
 import threading
 import time
-import zipfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .archives import RejectedUpload
+from .contract import accepted_suffixes, vector_fields
 from .demo import Demo, Entry, ItemError, Upload
+from .schema import VectorRejected, checked_vector
 from .expr import in_list
 from .media import MediaStore
 from .progress import reporting_to
-from .settings import LimitSettings
-from .store import PUBLIC_TENANT, Store, StoreUnavailable
-from .tenancy import Quota
+from .quotas import Quota
+from .store import Store, StoreUnavailable
+from .tenancy import PUBLIC_TENANT
 
 log = logging.getLogger("vectorfair.ingest")
 Source = Upload | dict[str, Any]
-# Names that archive tools add beside the real content.
-_JUNK = ("__MACOSX/", ".DS_Store", "Thumbs.db", "desktop.ini")
-
-
-class ArchiveError(ValueError):
-    """The archive as a whole cannot be used (not an archive, over a limit)."""
 
 
 @dataclasses.dataclass
@@ -74,9 +68,15 @@ def row_ids(item: str, count: int) -> list[str]:
     return [item] + [f"{item}-{i}" for i in range(1, count)]
 
 
+# `drop_unused_blobs(keys, older_than)`: delete the media blobs no stored row
+# of any demo refers to, sparing those stored again at or after `older_than`
+# (Tenancy.drop_unused_blobs); the number deleted.
+BlobDropper = Callable[[Iterable[str], float | None], int]
+
+
 class Ingestor:
     def __init__(self, demo: Demo, store: Store, media: MediaStore, batch_size: int = 32, tenant: str = PUBLIC_TENANT,
-                 quota: Quota | None = None):
+                 quota: Quota | None = None, drop_unused_blobs: BlobDropper | None = None):
         self.demo = demo
         self.store = store
         self.media = media
@@ -84,6 +84,11 @@ class Ingestor:
         self.tenant = tenant
         # A visitor's quota: taken by each new item before it is parsed.
         self.quota = quota
+        # Removes the blobs of items Milvus refused; blobs are shared by content
+        # across items and demos, so only one that no stored row uses goes.
+        # Without it those blobs stay in the media store.
+        self.drop_unused_blobs = drop_unused_blobs
+        self.vector_fields = vector_fields(demo)
 
     def run(
         self,
@@ -166,6 +171,10 @@ class Ingestor:
             if not isinstance(source, Upload) or isinstance(source, RejectedUpload) or not source.data:
                 yield name, source
                 continue
+            refusal = self._refused_suffix(source)
+            if refusal:
+                yield name, RejectedUpload(name, b"", error=refusal)
+                continue
             try:
                 parts = self.demo.split_upload(source)
                 parts = None if parts is None else list(parts)
@@ -233,6 +242,14 @@ class Ingestor:
             repeat.ids, repeat.error = list(first.ids), first.error
         return prepared.outcomes
 
+    def _refused_suffix(self, upload: Upload) -> str | None:
+        accepted = accepted_suffixes(self.demo)
+        if upload.suffix in accepted:
+            return None
+        if not accepted:
+            return f"{self.demo.title} does not take files; send JSON records instead"
+        return f"{upload.suffix or 'files without a suffix'} not accepted; {self.demo.title} takes {', '.join(accepted)}"
+
     def _identity(self, source: Source) -> str | None:
         if isinstance(source, RejectedUpload):
             return None
@@ -247,11 +264,9 @@ class Ingestor:
         if isinstance(source, Upload):
             if not source.data:
                 raise ItemError("the file is empty")
-            if self.demo.accepts and source.suffix not in self.demo.accepts:
-                raise ItemError(
-                    f"{source.suffix or 'files without a suffix'} not accepted; {self.demo.title} takes "
-                    + ", ".join(self.demo.accepts)
-                )
+            refusal = self._refused_suffix(source)
+            if refusal:
+                raise ItemError(refusal)
             return self.demo.parse_upload(source)
         if not isinstance(source, dict):
             raise ItemError("a record must be a JSON object")
@@ -266,8 +281,9 @@ class Ingestor:
         return {row["id"]: [row["id"]] for row in rows}
 
     def _encode_rows(self, fresh: list[tuple[Outcome, str, list[Entry]]]) -> list[dict[str, Any]]:
-        """Rows ready to insert; an item that breaks the encoder gets its error
-        and no rows, the others go on."""
+        """Rows ready to insert; an item that breaks the encoder, or whose
+        vectors do not fit their fields, gets its error and no rows; the
+        others go on."""
         if not fresh:
             return []
         flat = [entry for _, _, entries in fresh for entry in entries]
@@ -275,24 +291,29 @@ class Ingestor:
             vectors, extra_fields = self._encode_entries(flat)
         except StoreUnavailable:
             raise
-        except Exception:
+        except Exception as exc:
             if len(fresh) > 1:
                 # Find the item that breaks the encoder.
                 return [row for one in fresh for row in self._encode_rows([one])]
             outcome = fresh[0][0]
             log.info("encoder failed on %s", outcome.name, exc_info=True)
-            outcome.error = "the encoder could not process this item"
+            outcome.error = f"the encoder could not process this item ({type(exc).__name__}: {exc})"
             return []
         rows: list[dict[str, Any]] = []
         now = int(time.time())
         position = 0
         for outcome, key, entries in fresh:
-            for row_id, entry in zip(row_ids(key, len(entries)), entries):
+            first, position = position, position + len(entries)
+            try:
+                checked = [self._checked(vectors[i]) for i in range(first, position)]
+            except VectorRejected as exc:
+                outcome.error = str(exc)
+                continue
+            for row_id, entry, entry_vectors, extra in zip(row_ids(key, len(entries)), entries, checked,
+                                                           extra_fields[first:position]):
                 rows.append({
-                    **entry.fields,
-                    **(extra_fields[position] if extra_fields else {}),
+                    **entry.fields, **extra, **entry_vectors,
                     "id": row_id,
-                    "vector": vectors[position],
                     "title": entry.title,
                     "item": key,
                     "media": self.media.put(entry.media.data, entry.media.content_type) if entry.media else "",
@@ -300,7 +321,6 @@ class Ingestor:
                     "tenant": self.tenant,
                     "created": now,
                 })
-                position += 1
         return rows
 
     def _insert(self, fresh: list[tuple[Outcome, str, list[Entry]]], rows: list[dict[str, Any]]) -> None:
@@ -310,6 +330,10 @@ class Ingestor:
         encoded = [(outcome, key) for outcome, key, _ in fresh if key in by_item]
         if not encoded:
             return
+        # The rows' blobs were all written before this: one written from now
+        # on is another item's (of this run or another), which its row will use.
+        started = time.time()
+        refused: list[str] = []
         try:
             self.store.insert(self.demo, rows)
         except StoreUnavailable:
@@ -317,56 +341,64 @@ class Ingestor:
         except Exception as exc:
             if len(encoded) == 1:
                 encoded[0][0].error = f"could not be stored: {exc}"
-                return
-            # Insert item by item to find the one Milvus refuses.
-            for outcome, key in encoded:
-                try:
-                    self.store.insert(self.demo, by_item[key])
-                except StoreUnavailable:
-                    raise
-                except Exception as item_exc:
-                    outcome.error = f"could not be stored: {item_exc}"
-                else:
-                    outcome.ids = [row["id"] for row in by_item[key]]
+                refused.append(encoded[0][1])
+            else:
+                # Insert item by item to find the one Milvus refuses.
+                for outcome, key in encoded:
+                    try:
+                        self.store.insert(self.demo, by_item[key])
+                    except StoreUnavailable:
+                        raise
+                    except Exception as item_exc:
+                        outcome.error = f"could not be stored: {item_exc}"
+                        refused.append(key)
+                    else:
+                        outcome.ids = [row["id"] for row in by_item[key]]
+            self._drop_blobs_of([row for key in refused for row in by_item[key]], started)
             return
         for outcome, key in encoded:
             outcome.ids = [row["id"] for row in by_item[key]]
 
-    def _encode_entries(self, entries: list[Entry]):
-        import numpy as np
+    def _drop_blobs_of(self, rows: list[dict[str, Any]], written_before: float) -> None:
+        """Delete the media and thumbnails the refused `rows` wrote, unless a
+        stored row uses them (the same content in another item or demo)."""
+        keys = {k for row in rows for k in (row.get("media"), row.get("thumb")) if k}
+        if not keys or self.drop_unused_blobs is None:
+            return
+        try:
+            removed = self.drop_unused_blobs(keys, written_before)
+        except Exception:  # the items' errors stand; the files stay, as unused ones
+            log.warning("could not remove the files of items Milvus refused", exc_info=True)
+            return
+        log.info("removed %d file(s) of %d item row(s) Milvus refused", removed, len(rows))
 
-        todo = [i for i, entry in enumerate(entries) if entry.vector is None]
-        if len(todo) == len(entries):
-            return self._encode([entry.payload for entry in entries])
-        vectors = np.zeros((len(entries), self.demo.dim), dtype=np.float32)
+    def _encode_entries(self, entries: list[Entry]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Per entry, its vectors by field (the payload encoded into the
+        first field unless given) and the fields the encoder added."""
+        first = self.vector_fields[0].name
+        vectors = [dict(entry.vectors) for entry in entries]
         extra: list[dict[str, Any]] = [{} for _ in entries]
-        for i, entry in enumerate(entries):
-            if entry.vector is not None:
-                vectors[i] = self._checked(np.asarray(entry.vector, dtype=np.float32).reshape(1, -1), 1)[0]
+        todo = [i for i, entry in enumerate(entries) if entry.payload is not None and first not in entry.vectors]
         if todo:
-            encoded, encoded_extra = self._encode([entries[i].payload for i in todo])
-            vectors[todo] = encoded
+            encoded, encoded_extra = self.demo.encode_with_fields([entries[i].payload for i in todo])
+            if len(encoded) != len(todo):
+                raise ValueError(f"encode returned {len(encoded)} vectors for {len(todo)} payloads")
+            if encoded_extra is not None and len(encoded_extra) != len(todo):
+                raise ValueError(f"encode_with_fields returned {len(encoded_extra)} field sets for {len(todo)} payloads")
             for n, i in enumerate(todo):
+                vectors[i][first] = encoded[n]
                 extra[i] = encoded_extra[n] if encoded_extra else {}
         return vectors, extra
 
-    def _checked(self, vectors, count: int):
-        import numpy as np
-
-        if vectors.shape != (count, self.demo.dim):
-            raise ValueError(f"encoder returned shape {vectors.shape}, expected ({count}, {self.demo.dim})")
-        if not np.isfinite(vectors).all():
-            raise ValueError("encoder returned NaN or infinite values")
-        return vectors
-
-    def _encode(self, payloads: list[Any]):
-        import numpy as np
-
-        vectors, extra_fields = self.demo.encode_with_fields(payloads)
-        vectors = self._checked(np.asarray(vectors, dtype=np.float32), len(payloads))
-        if extra_fields is not None and len(extra_fields) != len(payloads):
-            raise ValueError(f"encoder returned {len(extra_fields)} field sets for {len(payloads)} payloads")
-        return vectors, extra_fields
+    def _checked(self, vectors: dict[str, Any]) -> dict[str, Any]:
+        declared = {field.name: field for field in self.vector_fields}
+        if not vectors:
+            raise VectorRejected("the demo made a row with no vector (no payload to encode and no precomputed vector)")
+        unknown = sorted(set(vectors) - set(declared))
+        if unknown:
+            raise VectorRejected(f"the demo gave vector field(s) {', '.join(unknown)}, which it does not declare "
+                                 f"(it declares {', '.join(declared)})")
+        return {name: checked_vector(value, declared[name]) for name, value in vectors.items()}
 
 
 @dataclasses.dataclass
@@ -423,144 +455,3 @@ def prefetched(items: Iterator[Any], depth: int = 1) -> Iterator[Any]:
                 buffer.get(timeout=0.1)
             except queue.Empty:
                 pass
-
-
-# -- archives -------------------------------------------------------------------
-def archive_kind(head: bytes) -> str | None:
-    if head[:4] == b"PK\x03\x04" or head[:4] == b"PK\x05\x06":
-        return "zip"
-    if head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00":
-        return "tar"  # a compressed tar; tarfile finds out which compression
-    if len(head) > 262 and head[257:262] == b"ustar":
-        return "tar"
-    return None
-
-
-def _usable_member(name: str) -> bool:
-    base = PurePosixPath(name).name
-    return bool(base) and not base.startswith(".") and not any(junk in name for junk in _JUNK)
-
-
-def _display_name(name: str) -> str:
-    # Names are only shown, never used as paths; drop what could mislead.
-    parts = [p for p in PurePosixPath(name.replace("\\", "/")).parts if p not in ("/", "..", ".")]
-    return "/".join(parts) or "unnamed"
-
-
-# A member that unpacks to more than this many times its packed size, and to
-# more than a mebibyte, is taken for a decompression bomb.
-MAX_COMPRESSION_RATIO = 200
-
-
-def list_archive(path: Path, limits: LimitSettings) -> list[str]:
-    """Member names of a zip or tar file, checked against the limits from its
-    directory (headers only, nothing is unpacked): member count, sizes,
-    compression ratio, and names that would escape a directory."""
-    with open(path, "rb") as fh:
-        kind = archive_kind(fh.read(512))
-    if kind is None:
-        raise ArchiveError("not a zip or tar archive; send a .zip, .tar, .tar.gz, .tar.bz2 or .tar.xz file")
-    members: list[tuple[str, int]] = []
-    total = 0
-    try:
-        if kind == "zip":
-            with zipfile.ZipFile(path) as zf:
-                for info in zf.infolist():
-                    if info.is_dir():
-                        continue
-                    if info.file_size > (1 << 20) and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
-                        raise ArchiveError(
-                            f"{_display_name(info.filename)!r} unpacks to {info.file_size} bytes from "
-                            f"{info.compress_size}: refused as a decompression bomb")
-                    members.append((info.filename, info.file_size))
-        else:
-            with tarfile.open(path) as tf:
-                for info in tf:
-                    if info.isfile():
-                        members.append((info.name, info.size))
-                        total += info.size
-                    # Stop reading a compressed stream as soon as it is over a limit.
-                    if len(members) > limits.max_archive_members or total > limits.max_archive_bytes:
-                        break
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
-        raise ArchiveError(f"the archive is damaged: {exc}") from None
-    escaping = next((name for name, _ in members if _escapes(name)), None)
-    if escaping is not None:
-        raise ArchiveError(f"the archive names a file outside itself ({escaping[:200]!r}); "
-                           "pack it with relative paths and no '..'")
-    members = [(name, size) for name, size in members if _usable_member(name)]
-    if len(members) > limits.max_archive_members:
-        raise ArchiveError(f"the archive has more than {limits.max_archive_members} files; split it")
-    total = sum(size for _, size in members)
-    if total > limits.max_archive_bytes:
-        raise ArchiveError(
-            f"the archive unpacks to {total} bytes or more, over the limit of {limits.max_archive_bytes}; split it"
-        )
-    if not members:
-        raise ArchiveError("the archive holds no files")
-    return [name for name, _ in members]
-
-
-def _escapes(name: str) -> bool:
-    normal = name.replace("\\", "/")
-    return normal.startswith("/") or re.match(r"^[A-Za-z]:", normal) is not None or ".." in normal.split("/")
-
-
-def iter_archive(path: Path, limits: LimitSettings) -> Iterator[Upload]:
-    """Members as uploads; a member over the size limit becomes an empty upload
-    named so the error says why (the ingest reports it, the rest goes on)."""
-    with open(path, "rb") as fh:
-        kind = archive_kind(fh.read(512))
-    if kind == "zip":
-        with zipfile.ZipFile(path) as zf:
-            for info in zf.infolist():
-                if info.is_dir() or not _usable_member(info.filename):
-                    continue
-                yield _member(info.filename, info.file_size, lambda: zf.open(info), limits)
-    elif kind == "tar":
-        with tarfile.open(path) as tf:
-            for info in tf:
-                if not info.isfile() or not _usable_member(info.name):
-                    continue
-                yield _member(info.name, info.size, lambda: tf.extractfile(info), limits)
-    else:
-        raise ArchiveError("not a zip or tar archive")
-
-
-@dataclasses.dataclass
-class RejectedUpload(Upload):
-    """An archive member that cannot be used; kept so its error is reported."""
-
-    error: str = ""
-
-
-def _member(name: str, declared: int, opener, limits: LimitSettings) -> Upload:
-    display = _display_name(name)
-    too_big = f"over the limit of {limits.max_member_bytes} bytes for one file"
-    if declared > limits.max_member_bytes:
-        return RejectedUpload(display, b"", error=too_big)
-    try:
-        with opener() as fh:
-            # Read one byte past the limit: the declared size of a crafted
-            # archive may lie.
-            data = fh.read(limits.max_member_bytes + 1)
-    except Exception as exc:
-        return RejectedUpload(display, b"", error=f"could not be extracted: {exc}")
-    if len(data) > limits.max_member_bytes:
-        return RejectedUpload(display, b"", error=too_big)
-    return Upload(display, data)
-
-
-def files_from_path(path: Path, limits: LimitSettings) -> Iterator[Upload]:
-    """A file, an archive or a directory on the local disk (CLI loads)."""
-    if path.is_dir():
-        for file in sorted(p for p in path.rglob("*") if p.is_file() and _usable_member(p.name)):
-            yield Upload(str(file.relative_to(path)), file.read_bytes())
-        return
-    with open(path, "rb") as fh:
-        kind = archive_kind(fh.read(512))
-    if kind is not None:
-        list_archive(path, limits)
-        yield from iter_archive(path, limits)
-    else:
-        yield Upload(path.name, path.read_bytes())

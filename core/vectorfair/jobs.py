@@ -18,25 +18,59 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import anyio
 
 from .ingest import Ingestor, Outcome, Source
-from .store import PUBLIC_TENANT, StoreUnavailable
+from .store import StoreUnavailable
+from .tenancy import PUBLIC_TENANT
 
 log = logging.getLogger("vectorfair.jobs")
 TERMINAL = ("succeeded", "failed", "cancelled")
 MAX_ERRORS_KEPT = 1000
 WAITING = "waiting for Milvus"
+JobSourceKind = Literal["sample", "archive", "file"]
+
+
+@dataclasses.dataclass(frozen=True)
+class JobSource:
+    """Where a job's items come from: the demo's sample set ("sample"), or an
+    upload kept in the uploads directory under the name `file`: a zip or tar
+    of items ("archive") or one long file ("file").
+
+    Stored as text in the job store ("sample", "archive:<file>", "file:<file>");
+    `parse` and `str()` convert at that boundary only."""
+
+    kind: JobSourceKind
+    file: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in get_args(JobSourceKind):
+            raise ValueError(f"unknown job source kind {self.kind!r}")
+        if self.kind == "sample" and self.file is not None:
+            raise ValueError("a sample job source takes no file")
+        if self.kind != "sample" and not self.file:
+            raise ValueError(f"an {self.kind!r} job source needs the name of its kept upload")
+
+    @classmethod
+    def parse(cls, text: str) -> JobSource:
+        if text == "sample":
+            return cls("sample")
+        kind, colon, name = text.partition(":")
+        if kind not in ("archive", "file") or not colon or not name:
+            raise ValueError(f"not a job source: {text[:200]!r}")
+        return cls(kind, name)  # type: ignore[arg-type]
+
+    def __str__(self) -> str:
+        return self.kind if self.file is None else f"{self.kind}:{self.file}"
 
 
 @dataclasses.dataclass
 class Job:
     id: str
     demo: str
-    # "sample", or "archive:<file>" / "file:<file>" for an upload kept in the uploads directory
-    source: str
+    source: JobSource
     label: str = ""
     state: str = "queued"
     total: int | None = None
@@ -58,8 +92,7 @@ class Job:
     @property
     def upload_file(self) -> str | None:
         """The kept upload's file name in the uploads directory, if any."""
-        kind, _, name = self.source.partition(":")
-        return name if kind in ("archive", "file") and name else None
+        return self.source.file
 
     def public(self) -> dict[str, Any]:
         return {
@@ -81,14 +114,20 @@ class JobStore:
         self._lock = threading.Lock()
 
     def save(self, job: Job) -> None:
-        body = json.dumps({k: v for k, v in dataclasses.asdict(job).items() if k != "version"})
+        fields = {k: v for k, v in dataclasses.asdict(job).items() if k != "version"}
+        fields["source"] = str(job.source)
+        body = json.dumps(fields)
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?)", (job.id, job.created, body))
 
     def all(self) -> list[Job]:
         with self._lock:
             rows = self._db.execute("SELECT body FROM jobs ORDER BY created").fetchall()
-        return [Job(**json.loads(body)) for (body,) in rows]
+        return [self._job(json.loads(body)) for (body,) in rows]
+
+    @staticmethod
+    def _job(fields: dict[str, Any]) -> Job:
+        return Job(**{**fields, "source": JobSource.parse(fields["source"])})
 
     def delete(self, job_id: str) -> None:
         with self._lock:
@@ -151,12 +190,12 @@ class JobRunner:
             self._touch(job)
 
     def _source_exists(self, job: Job) -> bool:
-        if job.source == "sample":
+        if job.source.kind == "sample":
             return True
         return job.upload_file is not None and (self.uploads_dir / job.upload_file).is_file()
 
     # -- API ---------------------------------------------------------------------
-    def submit(self, demo: str, source: str, label: str = "", tenant: str = PUBLIC_TENANT) -> Job:
+    def submit(self, demo: str, source: JobSource, label: str = "", tenant: str = PUBLIC_TENANT) -> Job:
         job = Job(id=uuid.uuid4().hex, demo=demo, source=source, label=label, tenant=tenant)
         self.jobs[job.id] = job
         self._touch(job)

@@ -93,7 +93,7 @@ class _JobCollector:
         states: dict[tuple[str, str], int] = {}
         progress: dict[tuple[str, str], int] = {}
         expected: dict[str, int] = {}
-        for job in list(self.platform.jobs.jobs.values()):
+        for job in self.platform.list_jobs():
             states[job.demo, job.state] = states.get((job.demo, job.state), 0) + 1
             if job.state in TERMINAL:
                 continue

@@ -16,12 +16,13 @@ from typing import Any
 
 import pluggy
 
-from . import hookspecs
+from . import contract, hookspecs
 from .demo import Demo
 from .settings import ConfigError, Settings
 
 log = logging.getLogger("vectorfair.plugins")
 ENTRY_POINT_GROUP = "vectorfair"
+HOOK_NAMES = sorted(name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "vectorfair_spec"))
 
 
 @dataclasses.dataclass
@@ -31,6 +32,8 @@ class PluginInfo:
     version: str | None
     demos: list[str] = dataclasses.field(default_factory=list)
     error: str | None = None
+    # Demos a broken plugin offered, so "not installed" is not said of them.
+    offered: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -76,8 +79,9 @@ def discover(settings: Settings, extra_plugins: list[Any] = ()) -> Discovery:
         manager.register(plugin, name=name)
         infos.append(PluginInfo(name, name, None))
 
-    demo_classes: dict[str, type[Demo]] = {}
     by_name = {info.name: info for info in infos}
+    _unregister_misspelled_hooks(manager, by_name)
+    demo_classes: dict[str, type[Demo]] = {}
     for plugin_name, plugin in list(manager.list_name_plugin()):
         info = by_name.get(plugin_name)
         if info is None or not info.ok:
@@ -95,6 +99,7 @@ def discover(settings: Settings, extra_plugins: list[Any] = ()) -> Discovery:
             problems = [f"register_demos raised {type(exc).__name__}: {exc}"]
             offered = []
         if problems:
+            info.offered = [getattr(cls, "name", "") for cls in offered if isinstance(getattr(cls, "name", None), str)]
             info.error = "broken contract: " + "; ".join(problems)
             log.error("plugin %s %s", plugin_name, info.error)
             manager.unregister(plugin)
@@ -105,13 +110,29 @@ def discover(settings: Settings, extra_plugins: list[Any] = ()) -> Discovery:
     return Discovery(manager, infos, demo_classes)
 
 
+def _unregister_misspelled_hooks(manager: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> None:
+    """A plugin with a @hookimpl that no hook of the core has (a misspelled
+    name) is broken: pluggy would otherwise never call it, silently."""
+    while True:
+        try:
+            manager.check_pending()
+            return
+        except pluggy.PluginValidationError as exc:
+            name = manager.get_name(exc.plugin)
+            message = f"{exc} (vectorfair's hooks: {', '.join(HOOK_NAMES)}); check the spelling"
+            if name in infos:
+                infos[name].error = message
+            log.error("plugin %s %s", name, message)
+            manager.unregister(exc.plugin)
+
+
 def _contract_problems(offered: list[Any], known: dict[str, type[Demo]]) -> list[str]:
     problems = []
     for cls in offered:
         if not (isinstance(cls, type) and issubclass(cls, Demo)):
             problems.append(f"{cls!r} is not a vectorfair.Demo subclass")
             continue
-        problems += [f"{cls.__name__}: {p}" for p in cls.contract_problems()]
+        problems += [f"{cls.__name__}: {p}" for p in contract.problems(cls)]
         if getattr(cls, "name", None) in known:
             problems.append(f"demo name {cls.name!r} is already taken by {known[cls.name].__module__}")
     return problems
@@ -127,6 +148,11 @@ def configure_demos(settings: Settings, discovery: Discovery) -> dict[str, Demo]
     if unknown:
         broken = [p.name for p in discovery.plugins if not p.ok]
         sections = [name for name in unknown if _enabled(settings.demos[name], True)]
+        for plugin in discovery.plugins:
+            named = [name for name in sections if name in plugin.offered]
+            if named:
+                raise ConfigError(f"demo {', '.join(named)} is installed (plugin {plugin.name}) but broken: "
+                                  f"{plugin.error}. Fix the plugin, or set enabled = false in its section.")
         if sections:
             raise ConfigError(
                 f"the config enables demo(s) {', '.join(sections)} which are not installed; "
@@ -149,7 +175,11 @@ def configure_demos(settings: Settings, discovery: Discovery) -> dict[str, Demo]
             raise ConfigError(f"bad option for demo {name!r}: {details}") from exc
         if not options.enabled:
             continue
-        demos[name] = cls(options)
+        demo = cls(options)
+        problems = contract.problems(cls, demo)  # what depends on the options, such as a dim
+        if problems:
+            raise ConfigError(f"demo {name!r} cannot start with these options: {'; '.join(problems)}")
+        demos[name] = demo
     return demos
 
 

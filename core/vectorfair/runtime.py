@@ -1,10 +1,13 @@
 """The platform: settings, plugins, demos, store, media and jobs wired together.
 
-The web app and the CLI both build one `Platform`; neither knows any plugin.
+The web app and the CLI both build one `Platform` and go through its methods
+(search, drop and recreate, job lookups) so both behave the same; neither
+knows any plugin.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -12,25 +15,47 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel, ValidationError
 
-from .batching import Batcher
+from .batching import Batcher, attach_batcher
 from .demo import Demo, Hit, Upload
 from .expr import all_of
-from .ingest import Ingestor, Source, iter_archive, list_archive
-from .jobs import Job, JobRunner, JobStore
+from .archives import iter_archive, list_archive
+from .ingest import Ingestor, Source
+from .jobs import Job, JobRunner, JobSource, JobStore
 from .media import open_media_store
 from .plugins import Discovery, configure_demos, discover
 from .settings import Settings, load_settings
-from .store import PUBLIC_TENANT, SchemaMismatch, Store, StoreUnavailable
-from .tenancy import Tenancy
+from .schema import MissingCapability, StoredVector
+from .store import SchemaMismatch, Store, StoreUnavailable
+from .tenancy import PUBLIC_TENANT, Tenancy
 
 log = logging.getLogger("vectorfair")
 
 
 class DemoNotReady(Exception):
     """The demo's collection does not fit it (schema mismatch); answered as 409."""
+
+
+class DemoBusy(Exception):
+    """The demo has queued or running jobs, so its collection cannot be dropped
+    now; answered as 409. `jobs` are those jobs."""
+
+    def __init__(self, demo_name: str, jobs: list[Job]):
+        super().__init__(f"{demo_name} has running jobs; cancel them first (DELETE /api/jobs/{{job_id}})")
+        self.demo_name = demo_name
+        self.jobs = jobs
+
+
+@dataclasses.dataclass
+class SearchOutcome:
+    """What a search gives: the hits (best first), the demo's `summarize()` of
+    them (None when it adds nothing) and how long the search took, in
+    milliseconds (parsing the query and summarizing excluded)."""
+
+    hits: list[Hit]
+    summary: dict[str, Any] | None
+    took_ms: float
 
 
 class Platform:
@@ -63,7 +88,8 @@ class Platform:
     def ingestor(self, demo_name: str, tenant: str = PUBLIC_TENANT) -> Ingestor:
         """An ingestor storing for `tenant`, within that visitor's quota."""
         return Ingestor(self.demos[demo_name], self.store, self.media, self.settings.jobs.batch_size,
-                        tenant=tenant, quota=self.tenancy.quota(tenant))
+                        tenant=tenant, quota=self.tenancy.quota(tenant),
+                        drop_unused_blobs=self.tenancy.drop_unused_blobs)
 
     def _configure_encoders(self) -> None:
         encoders = self.settings.encoders
@@ -76,7 +102,7 @@ class Platform:
         for name, demo in self.demos.items():
             batcher = Batcher(demo.encode, encoders.max_batch, encoders.max_wait_ms / 1000, name=name,
                               on_batch=lambda size, name=name: self._batch_ran(name, size))
-            demo.use_query_batcher(batcher)
+            attach_batcher(demo, batcher)
             self.batchers[name] = batcher
 
     def _batch_ran(self, demo_name: str, size: int) -> None:
@@ -104,7 +130,7 @@ class Platform:
                     continue
                 try:
                     self.store.ensure_collection(demo)
-                except SchemaMismatch as exc:
+                except (SchemaMismatch, MissingCapability) as exc:
                     self.demo_errors[name] = str(exc)
                     log.error("%s", exc)
                 except StoreUnavailable:
@@ -138,40 +164,78 @@ class Platform:
 
     # -- search --------------------------------------------------------------------
     def search(self, demo_name: str, payload: Any, top_k: int, filter_model: BaseModel | None = None,
-               tenant: str = PUBLIC_TENANT) -> list[Hit]:
-        """Hits among what `tenant` may see: the shared data and, for a
-        visitor, their own items."""
+               tenant: str = PUBLIC_TENANT) -> SearchOutcome:
+        """Search `demo_name` for a parsed query (`Demo.parse_query_text` or
+        `parse_query_file`) among what `tenant` may see, and summarize the
+        hits as the demo does. Raises StoreUnavailable, DemoNotReady, or
+        QueryError for a query the demo cannot use."""
+        started = time.perf_counter()
+        hits = self.search_hits(demo_name, payload, top_k, filter_model, tenant)
+        took_ms = round((time.perf_counter() - started) * 1000, 2)
+        return SearchOutcome(hits, self.demos[demo_name].summarize(payload, hits), took_ms)
+
+    def search_hits(self, demo_name: str, payload: Any, top_k: int, filter_model: BaseModel | None = None,
+                    tenant: str = PUBLIC_TENANT) -> list[Hit]:
+        """Only the hits of `search`: among what `tenant` may see, the shared
+        data and, for a visitor, their own items."""
         demo = self.require(demo_name)
         if filter_model is None and demo.Filter is not None:
             filter_model = default_filter(demo)
         expression = all_of(demo.filter_expression(filter_model) if filter_model is not None else "",
                             self.tenancy.visible_expression(tenant))
 
-        def nearest(vector: np.ndarray, limit: int) -> list[Hit]:
-            return [self.to_hit(demo, row) for row in self.store.search(demo, vector, limit, expression)]
+        return demo.search(Nearest(self.store, demo, expression), payload, top_k, filter_model)
 
-        return demo.search(nearest, payload, top_k, filter_model)
+    # -- dropping ------------------------------------------------------------------
+    def drop_and_recreate(self, demo_name: str) -> None:
+        """Delete the demo's collection, everyone's items included, and create
+        it empty again; this also clears a schema mismatch (DemoNotReady).
+        Raises DemoBusy while the demo has queued or running jobs, and
+        StoreUnavailable when Milvus is away."""
+        demo = self.demos[demo_name]
+        busy = self.active_jobs(demo_name)
+        if busy:
+            raise DemoBusy(demo_name, busy)
+        if demo_name not in self.demo_errors and not self.prepare():
+            raise StoreUnavailable(self.store.unavailable_message())
+        # A collection that does not fit its demo is dropped too: that is the way out.
+        self.demo_errors.pop(demo_name, None)
+        self.store.drop(demo)
+        self.store.ensure_collection(demo)
 
-    @staticmethod
-    def to_hit(demo: Demo, row: dict[str, Any]) -> Hit:
-        distance = float(row["distance"])
-        # Hits are "higher is better" whatever the metric.
-        score = distance if demo.metric in ("COSINE", "IP") else 1.0 / (1.0 + max(distance, 0.0))
-        return Hit(
-            row["id"], score, row.get("title", ""), {f.name: row.get(f.name) for f in demo.fields},
-            media_url(demo, row["id"], row.get("media"), "media"),
-            media_url(demo, row["id"], row.get("thumb"), "thumbnail"),
-            item=row.get("item", ""),
-        )
+    # -- jobs ----------------------------------------------------------------------
+    def job(self, job_id: str) -> Job | None:
+        """The job with this id, or None."""
+        return self.jobs.jobs.get(job_id)
+
+    def list_jobs(self, demo: str | None = None, tenant: str | None = None, limit: int | None = None) -> list[Job]:
+        """Jobs newest first, of one demo and of one tenant (None: any), at most `limit`."""
+        found = [j for j in self.jobs.jobs.values()
+                 if (demo is None or j.demo == demo) and (tenant is None or j.tenant == tenant)]
+        return sorted(found, key=lambda j: -j.created)[:limit]
+
+    def active_jobs(self, demo: str | None = None, tenant: str | None = None) -> list[Job]:
+        """Queued and running jobs, of one demo and of one tenant (None: any)."""
+        return self.jobs.active(demo, tenant)
+
+    def submit_job(self, demo: str, source: JobSource, label: str = "", tenant: str = PUBLIC_TENANT) -> Job:
+        """Queue a bulk load of `source`: the sample set, or an archive or one
+        long file kept in `uploads_dir`."""
+        return self.jobs.submit(demo, source, label=label, tenant=tenant)
+
+    def cancel_job(self, job_id: str) -> Job | None:
+        """Cancel a queued or running job (items it stored are kept); the job, or None."""
+        return self.jobs.cancel(job_id)
 
     # -- job sources ---------------------------------------------------------------
     def open_job_source(self, job: Job) -> tuple[int | None, Iterable[Source]]:
-        if job.source == "sample":
+        source = job.source
+        if source.kind == "sample":
             # Sample sets are small enough to hold, and a known total gives a real progress bar.
             items = list(self.demos[job.demo].sample_items())
             return len(items), items
-        kept = self.uploads_dir / (job.upload_file or "")
-        if job.source.startswith("file:"):
+        kept = self.uploads_dir / (source.file or "")
+        if source.kind == "file":
             # One long file (a video, a recording); the job's label is its name.
             return 1, [Upload(job.label or "upload", kept.read_bytes())]
         return len(list_archive(kept, self.settings.limits)), iter_archive(kept, self.settings.limits)
@@ -182,14 +246,14 @@ class Platform:
         for name, demo in self.demos.items():
             if not demo.options.load_sample_on_start or name not in self.store.collections:
                 continue
-            if self.jobs.active(name):
+            if self.active_jobs(name):
                 continue
             try:
                 if only_empty and self.store.count(demo) > 0:
                     continue
             except StoreUnavailable:
                 continue
-            submitted.append(self.jobs.submit(name, "sample", label="sample data"))
+            submitted.append(self.submit_job(name, JobSource("sample"), label="sample data"))
         return submitted
 
     def close(self) -> None:
@@ -197,6 +261,32 @@ class Platform:
             batcher.close()
         self.store.disconnect()
         self.jobs.store.close()
+
+
+class Nearest:
+    """What `Demo.search` calls to search Milvus: `nearest(vector, limit,
+    field=None)` gives the rows nearest to `vector` on a vector field (the
+    first by default) as hits, best first, the demo's filter applied."""
+
+    def __init__(self, store: Store, demo: Demo, expression: str):
+        self.store, self.demo, self.expression = store, demo, expression
+
+    def __call__(self, vector: Any, limit: int, field: str | None = None) -> list[Hit]:
+        return [to_hit(self.demo, row) for row in self.store.search(self.demo, vector, limit, self.expression, field)]
+
+    def stored(self, field: str | None = None) -> StoredVector:
+        """The field as this backend stores it: `.stored.kind`, `.stored.metric`
+        tell a declared binary field from its float or sparse fallback."""
+        return self.store.collection_info(self.demo).vector(field)
+
+
+def to_hit(demo: Demo, row: dict[str, Any]) -> Hit:
+    return Hit(
+        row["id"], float(row["score"]), row.get("title", ""), {f.name: row.get(f.name) for f in demo.fields},
+        media_url(demo, row["id"], row.get("media"), "media"),
+        media_url(demo, row["id"], row.get("thumb"), "thumbnail"),
+        item=row.get("item", ""),
+    )
 
 
 def default_filter(demo: Demo) -> BaseModel | None:

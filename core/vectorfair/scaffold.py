@@ -89,10 +89,11 @@ A [vectorfair](https://github.com/) demo plugin, made by `vectorfair new-plugin 
 
 What to change, in `{package}/__init__.py`:
 
-1. `encode` / `dim`: replace the character-trigram hashing with your model
+1. `encode` / `vectors`: replace the character-trigram hashing with your model
    (load it lazily with `@lazy_model`, from a package that ships its weights
    or a local path, so it works offline).
-2. `parse_record` / `parse_upload` and `accepts`: what your items are.
+2. `parse_record` (records; .csv/.json/.jsonl files come free) or
+   `parse_upload` and `accepts`: what your items are.
 3. `fields` and `Filter`: what is stored next to each vector and filtered on.
 4. `sample_items`: the sample set (must load offline).
 
@@ -114,72 +115,39 @@ import json
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
-from vectorfair import Demo, DemoOptions, Entry, Field, ItemError, QueryError, hookimpl
-from vectorfair.expr import quote
+from vectorfair import Demo, DemoFilter, Entry, ItemError, ScalarField, VectorField, hookimpl
 
-
-class Options(DemoOptions):
-    dim: int = 256
+DIM = 256
 
 
-class Filter(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    group: str | None = None
+class Filter(DemoFilter):
+    group: str | None = None  # matches the `group` field
 
 
 class {cls}(Demo):
     name = "{name}"
     title = "{title}"
     description = "Type a few words; find the stored texts spelled most alike."
-    inputs = ("text",)
-    accepts = (".jsonl",)
-    accepts_records = True
-    fields = (Field("text", "str", max_length=2048), Field("group", "str", max_length=64, filterable=True))
-    metric = "COSINE"
-    Options = Options
+    fields = (ScalarField("text", max_length=2048), ScalarField("group", max_length=64, index=True))
+    vectors = (VectorField(dim=DIM, metric="COSINE"),)
     Filter = Filter
     sample_query = "vector search"
 
-    @property
-    def dim(self) -> int:
-        return self.options.dim
-
     def encode(self, payloads: list[str]) -> np.ndarray:
-        vectors = np.zeros((len(payloads), self.dim), dtype=np.float32)
+        vectors = np.zeros((len(payloads), DIM), dtype=np.float32)
         for row, text in enumerate(payloads):
             padded = f"  {{text.lower()}}  "
             for i in range(len(padded) - 2):
                 digest = hashlib.blake2b(padded[i:i + 3].encode(), digest_size=8).digest()
-                vectors[row, int.from_bytes(digest, "little") % self.dim] += 1.0
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return vectors / np.where(norms == 0, 1.0, norms)
+                vectors[row, int.from_bytes(digest, "little") % DIM] += 1.0
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
 
     def parse_record(self, record: dict):
-        text = record.get("text")
-        if not isinstance(text, str) or not text.strip():
+        text = str(record.get("text") or "").strip()
+        if not text:
             raise ItemError("a record needs a non-empty 'text'")
-        yield Entry(payload=text.strip(), title=text.strip()[:80],
-                    fields={{"text": text.strip(), "group": str(record.get("group", ""))}})
-
-    def split_upload(self, upload):
-        records = []
-        for number, line in enumerate(upload.text().splitlines(), 1):
-            if line.strip():
-                try:
-                    records.append((f"line {{number}}", json.loads(line)))
-                except json.JSONDecodeError as exc:
-                    records.append((f"line {{number}}", ItemError(f"not JSON: {{exc.msg}}")))
-        return records
-
-    def parse_query_text(self, text: str) -> str:
-        if not text.strip():
-            raise QueryError("type a few words")
-        return text.strip()
-
-    def filter_expression(self, filter: Filter) -> str:
-        return f"group == {{quote(filter.group)}}" if filter.group else ""
+        yield Entry(payload=text, title=text[:80], fields={{"text": text, "group": str(record.get("group", ""))}})
 
     def sample_items(self):
         for line in (Path(__file__).parent / "data" / "sample.jsonl").read_text().splitlines():

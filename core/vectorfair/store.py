@@ -11,40 +11,26 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import re
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
-from .demo import Demo, Field
-from .expr import in_list
+from .contract import vector_fields
+from .demo import Demo
+from .expr import all_of, in_list
+from .schema import (
+    INDEX_BUILD_PARAMS, PRESENT_VECTORS, Backend, MissingCapability, StoredVector, build_indexes, build_schema,
+    checked_vector, core_values, distance_to_score, placeholder, resolve, restore_json, scalar_value,
+    schema_problems, to_stored,
+)
 from .settings import MilvusSettings
 
 log = logging.getLogger("vectorfair.store")
 T = TypeVar("T")
 
-PUBLIC_TENANT = "public"
-# Milvus Lite 3.x accepts HNSW and IVF_* but lost rows in filtered searches on
-# them (DESIGN.md, measured Nov 2026); FLAT is exact and fast enough for the
-# data sizes Lite is meant for. A server takes every index Milvus documents.
-LITE_INDEXES = ("FLAT",)
-SERVER_INDEXES = ("HNSW", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "DISKANN", "SCANN", "AUTOINDEX", "FLAT")
-# HNSW: M=16 links per node and efConstruction=200 are Milvus's documented
-# middle ground (build time vs graph quality); a search explores ef =
-# max(HNSW_MIN_EF, limit) candidates, which held recall@10 >= 0.99 against
-# brute force in tests/test_store.py. IVF: 128 lists, 16 probed.
-HNSW_MIN_EF = 64
-INDEX_BUILD_PARAMS = {
-    "HNSW": {"M": 16, "efConstruction": 200},
-    "IVF_FLAT": {"nlist": 128},
-    "IVF_SQ8": {"nlist": 128},
-    "IVF_PQ": {"nlist": 128, "m": 8},
-}
-IVF_NPROBE = 16
 # Consistency level per kind of read (a Milvus server; Lite reads its own
 # writes whatever the level). Measured on Milvus 2.3.5 here
 # (bench/consistency.py): Strong waits for the next time tick, ~200 ms a
@@ -59,8 +45,6 @@ IVF_NPROBE = 16
 # timestamp for a delete, so Session does not wait for it).
 READ_CONSISTENCY = "Session"
 CATCH_UP_CONSISTENCY = "Strong"
-TITLE_BYTES = 1024
-KEY_BYTES = 64
 # Values in one filter expression when deleting (or looking up) many rows by a field.
 DELETE_CHUNK = 500
 
@@ -75,17 +59,27 @@ class SchemaMismatch(Exception):
 
 @dataclasses.dataclass
 class CollectionInfo:
-    name: str
-    index_type: str
-    index_params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """A demo's collection as created or found: its vector fields as this
+    backend stores them, by name, the first being the default for searches."""
 
-    def search_params(self, limit: int) -> dict[str, Any]:
-        """Per-search index parameters for this collection's index."""
-        if self.index_type == "HNSW":
-            return {"ef": max(HNSW_MIN_EF, limit)}
-        if self.index_type.startswith("IVF"):
-            return {"nprobe": IVF_NPROBE}
-        return {}
+    name: str
+    vectors: dict[str, StoredVector]
+    scalar_indexes: dict[str, str] = dataclasses.field(default_factory=dict)
+    # The collection each vector field is searched in: the main one, or a
+    # companion on a backend with one vector field per collection.
+    homes: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def names(self) -> list[str]:
+        """Every collection of the demo, the main one first."""
+        return list(dict.fromkeys([self.name, *self.homes.values()]))
+
+    def vector(self, field: str | None = None) -> StoredVector:
+        if field is None:
+            return next(iter(self.vectors.values()))
+        try:
+            return self.vectors[field]
+        except KeyError:
+            raise ValueError(f"no vector field {field!r}; the demo declares {', '.join(self.vectors)}") from None
 
 
 def is_lite_uri(uri: str) -> bool:
@@ -117,14 +111,9 @@ class Store:
         return self._backend or ""
 
     @property
-    def upsert_routes_partition_keys(self) -> bool:
-        """Whether the backend's upsert puts a row in its partition key's
-        partition. Milvus servers before 2.3.10 hash the wrong field
-        (milvus-io/milvus#30607): the row lands in another partition and
-        every search filtered by tenant misses it. On those the tenant is a
-        plain field: filters still apply, only partition pruning is lost."""
-        version = _version_tuple(self._backend or "")
-        return self.is_lite or version is None or version >= (2, 3, 10)
+    def backend_info(self) -> Backend:
+        """What the connected backend can store (indexes, vector kinds)."""
+        return Backend(self._backend or "", self.is_lite)
 
     def _connect(self):
         from pymilvus import MilvusClient
@@ -213,105 +202,113 @@ class Store:
     def collection_name(self, demo: Demo) -> str:
         return f"{self.settings.collection_prefix}_{demo.name}"
 
-    def supported_indexes(self) -> Sequence[str]:
-        return LITE_INDEXES if self.is_lite else SERVER_INDEXES
-
-    def choose_index(self, demo: Demo) -> str:
-        supported = self.supported_indexes()
-        for index_type in demo.index_preferences:
-            if index_type.upper() in supported:
-                return index_type.upper()
-        return "FLAT"
+    def stored_vectors(self, demo: Demo) -> list[StoredVector]:
+        """The demo's vector fields as this backend stores them; raises
+        MissingCapability when one has no kind the backend stores."""
+        return [resolve(field, self.backend_info) for field in vector_fields(demo)]
 
     def ensure_collection(self, demo: Demo) -> CollectionInfo:
-        """Create the demo's collection, or check that the stored one still fits."""
-        name = self.collection_name(demo)
+        """Create the demo's collection, or check that the stored one still
+        fits; raises SchemaMismatch or MissingCapability when it cannot.
+
+        The main collection holds every row. On a backend with one vector
+        field per collection (Milvus servers before 2.4), each further
+        vector field lives in a companion collection `<main>__<field>`
+        holding the rows that have it, with the same scalar fields."""
+        main = self.collection_name(demo)
 
         def ensure(client):
-            if client.has_collection(name):
-                self._check_schema(client, name, demo)
-                described = client.describe_index(name, "vector")
-                index_type = described.get("index_type", "?")
-                index_params = {k: _number(described[k]) for k in INDEX_BUILD_PARAMS.get(index_type, {}) if k in described}
+            backend = self.backend_info
+            try:
+                vectors = self.stored_vectors(demo)
+            except MissingCapability as exc:
+                raise MissingCapability(f"demo {demo.name!r} cannot run on this Milvus: {exc}") from None
+            several = len(vectors) > 1
+            if several and not backend.multiple_vector_fields:
+                layout = {main: vectors[:1], **{f"{main}__{v.name}": [v] for v in vectors[1:]}}
             else:
-                index_type = self.choose_index(demo)
-                index_params = INDEX_BUILD_PARAMS.get(index_type, {})
-                client.create_collection(
-                    name, schema=self._schema(client, demo), index_params=self._index_params(client, demo, index_type)
-                )
-                log.info("created collection %s (%s %s, %s, dim %d)", name, index_type, index_params or "",
-                         demo.metric, demo.dim)
-            client.load_collection(name)
-            return CollectionInfo(name, index_type, dict(index_params))
+                layout = {main: vectors}
+            found: dict[str, StoredVector] = {}
+            homes: dict[str, str] = {}
+            for name, members in layout.items():
+                for vector in self._ensure_one(client, demo, name, members, present=several and name == main):
+                    found[vector.name], homes[vector.name] = vector, name
+            indexed = {field.name: backend.scalar_index(field.kind) for field in demo.fields if field.index}
+            return CollectionInfo(main, {v.name: found[v.name] for v in vectors},
+                                  {field: kind for field, kind in indexed.items() if kind}, homes)
 
         info = self.call(ensure)
         self.collections[demo.name] = info
         return info
 
-    def _schema(self, client, demo: Demo):
-        from pymilvus import DataType
+    def _ensure_one(self, client, demo: Demo, name: str, vectors: list[StoredVector],
+                    present: bool) -> list[StoredVector]:
+        backend = self.backend_info
+        schema = build_schema(client, demo.fields, vectors, backend.upsert_routes_partition_keys, present)
+        if client.has_collection(name):
+            described = {vector.name: client.describe_index(name, vector.name) or {} for vector in vectors}
+            problems = schema_problems(client.describe_collection(name), schema.to_dict(), vectors,
+                                       {field: index.get("metric_type") for field, index in described.items()})
+            if problems:
+                raise SchemaMismatch(
+                    f"collection {name} does not match demo {demo.name!r}: {'; '.join(problems)}. "
+                    f"Its data was made by another version of the plugin or model. Either run "
+                    f"`vectorfair drop {demo.name}` (deletes its data) and load it again, or set "
+                    f"[milvus] collection_prefix to a new value to keep the old data aside."
+                )
+            vectors = [_as_found(vector, described[vector.name]) for vector in vectors]
+        else:
+            client.create_collection(name, schema=schema, index_params=build_indexes(client, demo.fields, vectors, backend))
+            log.info("created collection %s (%s)", name, "; ".join(
+                f"{v.name}: {v.stored.kind} {v.stored.dim or ''} {v.stored.metric} {v.index_type} {v.index_params or ''}"
+                for v in vectors))
+        client.load_collection(name)
+        return vectors
 
-        schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=KEY_BYTES)
-        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=demo.dim)
-        schema.add_field("title", DataType.VARCHAR, max_length=TITLE_BYTES)
-        schema.add_field("item", DataType.VARCHAR, max_length=KEY_BYTES)
-        schema.add_field("media", DataType.VARCHAR, max_length=KEY_BYTES)
-        schema.add_field("thumb", DataType.VARCHAR, max_length=KEY_BYTES)
-        schema.add_field("tenant", DataType.VARCHAR, max_length=KEY_BYTES, is_partition_key=self.upsert_routes_partition_keys)
-        schema.add_field("created", DataType.INT64)
-        for field in demo.fields:
-            schema.add_field(field.name, **_field_kwargs(field))
-        return schema
-
-    def _index_params(self, client, demo: Demo, index_type: str):
-        params = client.prepare_index_params()
-        params.add_index(
-            field_name="vector", index_type=index_type, metric_type=demo.metric,
-            params=INDEX_BUILD_PARAMS.get(index_type, {}),
-        )
-        return params
-
-    def _check_schema(self, client, name: str, demo: Demo) -> None:
-        description = client.describe_collection(name)
-        stored = {f["name"]: f for f in description["fields"]}
-        expected = self._schema(client, demo).to_dict()["fields"]
-        problems = []
-        for field in expected:
-            have = stored.pop(field["name"], None)
-            if have is None:
-                problems.append(f"field {field['name']!r} is missing")
-                continue
-            if int(have["type"]) != int(field["type"]):
-                problems.append(f"field {field['name']!r} is {have['type'].name}, the demo declares {field['type'].name}")
-            elif field["name"] == "vector" and int(have["params"].get("dim", 0)) != demo.dim:
-                problems.append(f"vector dim is {have['params'].get('dim')}, the demo now encodes {demo.dim}")
-        problems += [f"field {extra!r} is no longer declared" for extra in stored]
-        metric = client.describe_index(name, "vector").get("metric_type")
-        if metric and metric != demo.metric:
-            problems.append(f"metric is {metric}, the demo declares {demo.metric}")
-        if problems:
-            raise SchemaMismatch(
-                f"collection {name} does not match demo {demo.name!r}: {'; '.join(problems)}. "
-                f"Its data was made by another version of the plugin or model. Either run "
-                f"`vectorfair drop {demo.name}` (deletes its data) and load it again, or set "
-                f"[milvus] collection_prefix to a new value to keep the old data aside."
-            )
+    def collection_info(self, demo: Demo) -> CollectionInfo:
+        info = self.collections.get(demo.name)
+        return info if info is not None else self.ensure_collection(demo)
 
     # -- rows --------------------------------------------------------------------
     def output_fields(self, demo: Demo) -> list[str]:
         return ["id", "title", "item", "media", "thumb", "tenant", "created", *(f.name for f in demo.fields)]
 
     def insert(self, demo: Demo, rows: list[dict[str, Any]]) -> None:
-        """Store rows, replacing any stored row with the same id. Ids are
+        """Store rows, replacing any stored row with the same id. A row holds
+        the core values, the demo's scalar fields and, under their names, the
+        values of the vector fields it has (in their declared kind). Ids are
         content keys, so two uploads of one item racing each other (or a job
         resumed over rows a crashed run stored) leave one copy: a Milvus
         server does not enforce unique primary keys on insert."""
         if not rows:
             return
-        cleaned = [_clean_row(demo, row) for row in rows]
-        name = self.collection_name(demo)
-        self.call(lambda client: client.upsert(name, cleaned))
+        info = self.collection_info(demo)
+        batches: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            present = [name for name in info.vectors if row.get(name) is not None]
+            if not present:
+                raise ValueError(f"a row has none of the vector fields {', '.join(info.vectors)}")
+            for collection in info.names():
+                members = [v for v in info.vectors.values() if info.homes[v.name] == collection]
+                if collection != info.name and not any(v.name in present for v in members):
+                    continue  # a companion holds only the rows that have its field
+                stored = self._stored_row(demo, members, row)
+                if collection == info.name and len(info.vectors) > 1:
+                    stored[PRESENT_VECTORS] = present
+                batches.setdefault(collection, []).append(stored)
+        for collection, batch in batches.items():
+            self.call(lambda client, collection=collection, batch=batch: client.upsert(collection, batch))
+
+    @staticmethod
+    def _stored_row(demo: Demo, vectors: list[StoredVector], row: dict[str, Any]) -> dict[str, Any]:
+        stored = core_values(row)
+        for vector in vectors:
+            value = row.get(vector.name)
+            stored[vector.name] = (placeholder(vector) if value is None else
+                                   _milvus_value(to_stored(checked_vector(value, vector.declared), vector)))
+        for field in demo.fields:
+            stored[field.name] = scalar_value(field, row.get(field.name))
+        return stored
 
     def settle(self, demo: Demo) -> None:
         """Call after a batch of inserts. Milvus Lite scans rows that are not
@@ -319,23 +316,31 @@ class Store:
         2048-d rows here, 0.07 s once flushed), so flush it; a server seals
         its segments by itself and dislikes frequent flushes."""
         if self.is_lite:
-            name = self.collection_name(demo)
-            self.call(lambda client: client.flush(name))
+            names = self.collection_info(demo).names()
+            self.call(lambda client: [client.flush(name) for name in names])
 
-    def search(self, demo: Demo, vector: np.ndarray, limit: int, expression: str = "") -> list[dict[str, Any]]:
-        name = self.collection_name(demo)
-        info = self.collections.get(demo.name, CollectionInfo(name, "FLAT"))
-        params: dict[str, Any] = {"metric_type": demo.metric, "params": info.search_params(limit)}
+    def search(self, demo: Demo, vector: Any, limit: int, expression: str = "",
+               field: str | None = None) -> list[dict[str, Any]]:
+        """Rows nearest to `vector` on a vector field (the first by default),
+        best first, each with its `distance` and a higher-is-better `score`."""
+        info = self.collection_info(demo)
+        stored = info.vector(field)
+        name = info.homes.get(stored.name, info.name)
+        if name == info.name and len(info.vectors) > 1:
+            expression = all_of(f'array_contains({PRESENT_VECTORS}, "{stored.name}")', expression)
+        params: dict[str, Any] = {"metric_type": stored.stored.metric, "params": stored.search_params(limit)}
+        query = _milvus_value(to_stored(checked_vector(vector, stored.declared), stored))
 
         def run(client):
             return client.search(
-                name, data=[np.asarray(vector, dtype=np.float32).tolist()], limit=limit,
-                filter=expression, output_fields=self.output_fields(demo), search_params=params,
-                anns_field="vector", consistency_level=READ_CONSISTENCY,
+                name, data=[query], limit=limit, filter=expression, output_fields=self.output_fields(demo),
+                search_params=params, anns_field=stored.name, consistency_level=READ_CONSISTENCY,
             )
 
         result = self.call(run)
-        return [_restore_row(demo, {**hit["entity"], "id": hit["id"], "distance": hit["distance"]})
+        metric, dim = stored.stored.metric, stored.stored.dim
+        return [restore_json(demo.fields, {**hit["entity"], "id": hit["id"], "distance": hit["distance"],
+                                           "score": distance_to_score(hit["distance"], metric, dim)})
                 for hit in result[0]]
 
     def get(self, demo: Demo, row_id: str) -> dict[str, Any] | None:
@@ -351,10 +356,20 @@ class Store:
         this process's own."""
         name = self.collection_name(demo)
         level = CATCH_UP_CONSISTENCY if catch_up else READ_CONSISTENCY
-        return [_restore_row(demo, dict(r)) for r in self.call(
+        return [restore_json(demo.fields, dict(r)) for r in self.call(
             lambda client: client.query(name, filter=expression, output_fields=list(fields), limit=limit,
                                         consistency_level=level)
         )]
+
+    def stored_vectors_of(self, demo: Demo, field: str, expression: str = "", limit: int = 16) -> list[dict[str, Any]]:
+        """Rows (id and the stored value of vector field `field`) that have
+        that field, from the collection it lives in."""
+        info = self.collection_info(demo)
+        name = info.homes.get(field, info.name)
+        if name == info.name and len(info.vectors) > 1:
+            expression = all_of(f'array_contains({PRESENT_VECTORS}, "{field}")', expression)
+        return self.call(lambda client: client.query(name, filter=expression, output_fields=["id", field], limit=limit,
+                                                     consistency_level=READ_CONSISTENCY))
 
     def count(self, demo: Demo, expression: str = "") -> int:
         # count(*) rather than num_entities: a server counts deleted rows in
@@ -373,112 +388,39 @@ class Store:
                             for start in range(0, len(ids), DELETE_CHUNK)])
 
     def _delete(self, demo: Demo, expressions: list[str]) -> None:
-        name = self.collection_name(demo)
+        names = self.collection_info(demo).names()
 
         def run(client):
-            for expression in expressions:
-                client.delete(name, filter=expression)
-            if expressions and not self.is_lite:
-                # Session reads follow the last write's timestamp, but a 2.3
-                # server answers a delete without one, so the next read could
-                # still see the deleted rows. One catch-up read, after all the
-                # deletes, waits until they are applied; every later read sees them.
-                client.query(name, filter=expressions[-1], output_fields=["count(*)"],
-                             consistency_level=CATCH_UP_CONSISTENCY)
+            for name in names:
+                for expression in expressions:
+                    client.delete(name, filter=expression)
+                if expressions and not self.is_lite:
+                    # Session reads follow the last write's timestamp, but a 2.3
+                    # server answers a delete without one, so the next read could
+                    # still see the deleted rows. One catch-up read, after all the
+                    # deletes, waits until they are applied; every later read sees them.
+                    client.query(name, filter=expressions[-1], output_fields=["count(*)"],
+                                 consistency_level=CATCH_UP_CONSISTENCY)
 
         self.call(run)
 
     def drop(self, demo: Demo) -> None:
-        name = self.collection_name(demo)
-        self.call(lambda client: client.drop_collection(name) if client.has_collection(name) else None)
+        main = self.collection_name(demo)
+        names = [main, *(f"{main}__{field.name}" for field in vector_fields(demo)[1:])]
+        self.call(lambda client: [client.drop_collection(name) for name in names if client.has_collection(name)])
         self.collections.pop(demo.name, None)
 
 
-def _field_kwargs(field: Field) -> dict[str, Any]:
-    from pymilvus import DataType
-
-    if field.kind == "str":
-        return {"datatype": DataType.VARCHAR, "max_length": field.max_length}
-    if field.kind == "int":
-        return {"datatype": DataType.INT64}
-    if field.kind == "float":
-        return {"datatype": DataType.DOUBLE}
-    if field.kind == "bool":
-        return {"datatype": DataType.BOOL}
-    if field.kind == "json":
-        return {"datatype": DataType.JSON}
-    if field.kind == "str_list":
-        return {
-            "datatype": DataType.ARRAY, "element_type": DataType.VARCHAR,
-            "max_capacity": field.max_items, "max_length": field.max_length,
-        }
-    if field.kind == "int_list":
-        return {"datatype": DataType.ARRAY, "element_type": DataType.INT64, "max_capacity": field.max_items}
-    if field.kind == "float_list":
-        return {"datatype": DataType.ARRAY, "element_type": DataType.DOUBLE, "max_capacity": field.max_items}
-    raise ValueError(f"unknown field kind {field.kind!r}")
+def _milvus_value(value: Any) -> Any:
+    """A vector as pymilvus sends it: float32 arrays as lists."""
+    return value.tolist() if isinstance(value, np.ndarray) and value.dtype == np.float32 else value
 
 
-def truncate_utf8(text: str, max_bytes: int) -> str:
-    encoded = str(text).encode("utf-8")
-    if len(encoded) <= max_bytes:
-        return str(text)
-    return encoded[:max_bytes].decode("utf-8", errors="ignore")
-
-
-_DEFAULTS = {"str": "", "int": 0, "float": 0.0, "bool": False, "json": {}, "str_list": [], "int_list": [],
-             "float_list": []}
-# A Milvus server's JSON field takes objects only ("cannot unmarshal array"
-# on 2.3); any other JSON value is stored inside one under this key and
-# taken out again when read, so a demo's json field holds any JSON value on
-# every backend.
-JSON_VALUE_KEY = "$value"
-
-
-def _clean_row(demo: Demo, row: dict[str, Any]) -> dict[str, Any]:
-    """Fit values to the declared fields so one long title cannot fail a batch."""
-    cleaned = {
-        "id": row["id"],
-        "vector": np.asarray(row["vector"], dtype=np.float32),
-        "title": truncate_utf8(row.get("title") or "", TITLE_BYTES),
-        "item": row["item"],
-        "media": row.get("media") or "",
-        "thumb": row.get("thumb") or "",
-        "tenant": row.get("tenant") or PUBLIC_TENANT,
-        "created": int(row.get("created") or time.time()),
-    }
-    for field in demo.fields:
-        value = row.get(field.name)
-        if value is None:
-            value = _DEFAULTS[field.kind]
-        if field.kind == "str":
-            value = truncate_utf8(value, field.max_length)
-        elif field.kind == "str_list":
-            value = [truncate_utf8(v, field.max_length) for v in list(value)[: field.max_items]]
-        elif field.kind == "int_list":
-            value = [int(v) for v in list(value)[: field.max_items]]
-        elif field.kind == "float_list":
-            value = [float(v) for v in list(value)[: field.max_items]]
-        elif field.kind == "json" and not isinstance(value, dict):
-            value = {JSON_VALUE_KEY: value}
-        elif field.kind == "int":
-            value = int(value)
-        elif field.kind == "float":
-            value = float(value)
-        elif field.kind == "bool":
-            value = bool(value)
-        cleaned[field.name] = value
-    return cleaned
-
-
-def _restore_row(demo: Demo, row: dict[str, Any]) -> dict[str, Any]:
-    """A stored row as the demo wrote it (JSON values taken out of their wrapper)."""
-    for field in demo.fields:
-        if field.kind == "json":
-            value = row.get(field.name)
-            if isinstance(value, dict) and len(value) == 1 and JSON_VALUE_KEY in value:
-                row[field.name] = value[JSON_VALUE_KEY]
-    return row
+def _as_found(vector: StoredVector, index: dict[str, Any]) -> StoredVector:
+    """A vector field with the index a stored collection really has."""
+    index_type = index.get("index_type") or vector.index_type
+    params = {k: _number(index[k]) for k in INDEX_BUILD_PARAMS.get(index_type, {}) if k in index}
+    return dataclasses.replace(vector, index_type=index_type, index_params=params)
 
 
 def _number(text: Any) -> Any:
@@ -540,9 +482,3 @@ def quiet_lite_grpc_noise() -> None:
     grpc_log = logging.getLogger("grpc._server")
     if _LITE_NOISE not in grpc_log.filters:
         grpc_log.addFilter(_LITE_NOISE)
-
-
-def _version_tuple(text: str) -> tuple[int, ...] | None:
-    """(2, 3, 5) from a server version such as "v2.3.5-lite"; None when unknown."""
-    match = re.search(r"(\d+)\.(\d+)\.(\d+)", text)
-    return tuple(int(part) for part in match.groups()) if match else None

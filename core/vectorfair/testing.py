@@ -228,55 +228,92 @@ def check_conformance(root: Path, demo: str, options: str = "", query: dict | No
 
 def assert_conforms(client, demo: str, query: dict | None = None, self_search: int = 5) -> dict:
     """Checks any plugin runs in its own tests, on a client from
-    `sample_loaded_client` (real Milvus Lite, real HTTP); raises
-    AssertionError naming what is wrong, returns what it saw.
+    `sample_loaded_client` (real Milvus, real HTTP); raises AssertionError
+    naming what is wrong, returns what it saw.
 
-    - the demo class honours the contract (names, fields, metric, Options);
-    - its collection is created from its schema (the app is ready);
-    - the encoder returns finite vectors of `dim` for the sample payloads;
+    - the demo class honours the contract (`vectorfair.contract.problems`);
+    - its collection is created from its declared schema (the app is ready);
     - the sample data loaded through the jobs API with no failed item;
-    - each of the first `self_search` stored rows, searched by its own
-      vector, comes back first (ties on score allowed);
+    - the encoder returns vectors that fit the first vector field for the
+      sample payloads, and the same vectors when asked again (determinism);
+    - the first sample item, parsed and encoded again, gives the vector
+      stored for it;
+    - on every vector field, each of the first `self_search` stored rows
+      that has it, searched by its own vector, comes back first (ties allowed);
     - `query` (keyword arguments of httpx's post, e.g. {"json": {"query":
       "..."}} or {"files": {...}}), or else the demo's `sample_query`,
-      answers 200 with hits.
+      answers 200 with hits, with no filter and with the demo's Filter
+      defaults sent explicitly (so a misspelled field in a filter
+      expression fails here).
     """
-    import numpy as np
-
-    from .demo import Upload
+    from . import contract
+    from .demo import ItemError, Upload
+    from .expr import in_list
+    from .ingest import item_key
+    from .schema import checked_vector, to_stored
+    from .tenancy import PUBLIC_TENANT
 
     platform = client.app.state.platform
     instance = platform.demos[demo]
-    problems = type(instance).contract_problems()
+    problems = contract.problems(type(instance), instance)
     assert not problems, f"{demo} breaks the Demo contract: {problems}"
     ready = client.get("/readyz").json()
     assert ready["demos"].get(demo) == "ready", f"{demo}'s collection is not ready: {ready}"
     job = client.sample_job
     assert job["state"] == "succeeded" and job["failed"] == 0 and job["done"] > 0, \
         f"the sample data of {demo} did not load cleanly: {job}"
+    store = platform.store
+    info = store.collection_info(instance)
+    first = info.vector()
 
-    # The encoder, on payloads parsed from the sample set.
-    payloads = []
+    # The encoder, on payloads parsed from the sample set, twice.
+    parsed = []  # (source, entries) of the first sample items
     for source in itertools.islice(instance.sample_items(), 3):
         parts = instance.split_upload(source) if isinstance(source, Upload) else None
         records = [record for _, record in parts][:2] if parts is not None else [source]
         for record in records:
-            entries = instance.parse_upload(record) if isinstance(record, Upload) else instance.parse_record(record)
-            payloads += [entry.payload for entry in entries if entry.vector is None][:2]
+            if isinstance(record, ItemError):
+                continue
+            entries = list(instance.parse_upload(record) if isinstance(record, Upload)
+                           else instance.parse_record(record))
+            parsed.append((record, entries))
+    payloads = [e.payload for _, entries in parsed for e in entries
+                if e.payload is not None and first.name not in e.vectors][:6]
     if payloads:
-        vectors = np.asarray(instance.encode(payloads), dtype=np.float32)
-        assert vectors.shape == (len(payloads), instance.dim), \
-            f"{demo}.encode returned {vectors.shape}, expected ({len(payloads)}, {instance.dim})"
-        assert np.isfinite(vectors).all(), f"{demo}.encode returned NaN or infinite values"
+        once, again = instance.encode(payloads), instance.encode(payloads)
+        assert len(once) == len(payloads), f"{demo}.encode returned {len(once)} vectors for {len(payloads)} payloads"
+        for a, b in zip(once, again):
+            a, b = checked_vector(a, first.declared), checked_vector(b, first.declared)
+            assert _same_vector(a, b), f"{demo}.encode gave two different vectors for one payload: not deterministic"
 
-    # Each stored row finds itself.
-    store = platform.store
-    rows = store.query(instance, "", ["id", "vector"], limit=self_search)
-    for row in rows:
-        hits = store.search(instance, np.asarray(row["vector"], dtype=np.float32), 5)
-        best = hits[0]["distance"] if hits else None
-        tied = {h["id"] for h in hits if abs(h["distance"] - best) < 1e-5} if hits else set()
-        assert row["id"] in tied, f"row {row['id']} of {demo}, searched by its own vector, is not first: {hits[:3]}"
+    # The first sample item, encoded again, is what was stored for it.
+    if parsed and parsed[0][1]:
+        record, entries = parsed[0]
+        entry = entries[0]
+        vector = entry.vectors.get(first.name)
+        if vector is None and entry.payload is not None:
+            vector = instance.encode([entry.payload])[0]
+        key = item_key(record, PUBLIC_TENANT, instance.identity(record))
+        stored = store.stored_vectors_of(instance, first.name, in_list("id", [key]), limit=1)
+        if vector is not None and stored:
+            again = to_stored(checked_vector(vector, first.declared), first)
+            assert _same_vector(again, stored[0][first.name]), (
+                f"{demo}: the first sample item, parsed and encoded again, does not give the vector stored for it "
+                "(is the encoder or parse_* deterministic?)")
+
+    # Each stored row finds itself, on every vector field.
+    rows_checked = 0
+    for field in info.vectors.values():
+        rows = store.stored_vectors_of(instance, field.name, limit=self_search)
+        for row in rows:
+            value = row[field.name]
+            query_vector = value if field.declared.kind == field.stored.kind else _declared_value(value, field)
+            hits = store.search(instance, query_vector, 5, field=field.name)
+            best = hits[0]["score"] if hits else None
+            tied = {h["id"] for h in hits if abs(h["score"] - best) < 1e-5} if hits else set()
+            assert row["id"] in tied, (f"row {row['id']} of {demo}, searched by its own {field.name!r} vector, "
+                                       f"is not first: {hits[:3]}")
+        rows_checked += len(rows)
 
     if query is None and instance.sample_query:
         query = {"json": {"query": instance.sample_query}}
@@ -284,4 +321,76 @@ def assert_conforms(client, demo: str, query: dict | None = None, self_search: i
         response = client.post(f"/api/demos/{demo}/search", **query)
         assert response.status_code == 200, f"search of {demo} answered {response.status_code}: {response.text}"
         assert response.json()["hits"], f"search of {demo} found nothing for {query}"
-    return {"sample_job": job, "rows_checked": len(rows), "payloads_encoded": len(payloads)}
+        if instance.Filter is not None:
+            defaults = instance.Filter().model_dump(mode="json")
+            with_filter = _with_filter(query, defaults)
+            response = client.post(f"/api/demos/{demo}/search", **with_filter)
+            assert response.status_code == 200, (f"search of {demo} with its Filter defaults {defaults} answered "
+                                                 f"{response.status_code}: {response.text}")
+            matching = _filter_matching_a_stored_row(instance, store)
+            if matching:
+                response = client.post(f"/api/demos/{demo}/search", **_with_filter(query, {**defaults, **matching}))
+                assert response.status_code == 200 and response.json()["hits"], (
+                    f"search of {demo} with the filter {matching}, taken from a stored row, answered "
+                    f"{response.status_code} with {response.text[:300]}: does filter_expression name its fields right?")
+    return {"sample_job": job, "rows_checked": rows_checked, "payloads_encoded": len(payloads)}
+
+
+def _filter_matching_a_stored_row(instance, store) -> dict:
+    """Filter values a stored row satisfies: each Filter member named after a
+    scalar field (or `<field>_min` / `<field>_max`) set to that row's value."""
+    from .expr import filter_target
+
+    rows = store.query(instance, "", store.output_fields(instance), limit=1)
+    if not rows:
+        return {}
+    values = {}
+    for member, info in instance.Filter.model_fields.items():
+        target = filter_target(member, instance.fields)
+        value = rows[0].get(target[0].name) if target else None
+        if value in (None, "", []) or isinstance(value, dict):
+            continue
+        # A list field: one of its values, alone or as a list.
+        for option in ([value[0], value[:1]] if isinstance(value, list) else [value]):
+            try:
+                instance.Filter.model_validate({**values, member: option})
+            except Exception:
+                continue  # a member whose type does not take this value
+            values[member] = option
+            break
+    return values
+
+
+def _same_vector(a, b) -> bool:
+    import numpy as np
+
+    if isinstance(a, dict) or isinstance(b, dict):
+        a, b = dict(a), dict(b)
+        return a.keys() == b.keys() and all(abs(a[k] - b[k]) <= 1e-4 * max(1.0, abs(a[k])) for k in a)
+    if isinstance(a, (bytes, bytearray)) or isinstance(b, (bytes, bytearray)):
+        return bytes(a if not isinstance(a, list) else a[0]) == bytes(b if not isinstance(b, list) else b[0])
+    a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
+    return a.shape == b.shape and np.allclose(a, b, rtol=1e-3, atol=1e-4)
+
+
+def _declared_value(value, field):
+    """A stored fallback value back in the declared kind (for a self-search)."""
+    import numpy as np
+
+    if field.declared.kind == "binary" and field.stored.kind == "float":
+        return np.asarray(value, dtype=np.float32).round().astype(np.uint8)
+    if field.declared.kind == "binary" and field.stored.kind == "sparse":
+        bits = np.zeros(field.declared.dim, dtype=np.uint8)
+        bits[list(dict(value))] = 1
+        return bits
+    if field.declared.kind == "sparse":
+        return {i: float(v) for i, v in enumerate(np.asarray(value, dtype=np.float32)) if v}
+    return value
+
+
+def _with_filter(query: dict, filter: dict) -> dict:
+    import json as json_module
+
+    if "json" in query:
+        return {**query, "json": {**query["json"], "filter": filter}}
+    return {**query, "data": {**query.get("data", {}), "filter": json_module.dumps(filter)}}

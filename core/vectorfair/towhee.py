@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .demo import Demo, lazy_model
+from .schema import VectorField
 
 
 class TowheeEncoder:
@@ -67,17 +68,15 @@ class TowheeDemo(Demo):
         raise NotImplementedError("return a towhee pipeline: pipe.input(...).map(...).output(...)")
 
     @property
-    def dim(self) -> int:
+    def vectors(self) -> tuple[VectorField, ...]:
         if not self.vector_dim:
             raise NotImplementedError(f"{type(self).__name__} must set vector_dim")
-        return self.vector_dim
+        return (VectorField(dim=self.vector_dim),)
 
     @lazy_model
     def towhee_encoder(self) -> TowheeEncoder:
         return TowheeEncoder(self.towhee_pipeline(), self.normalize_vectors)
 
     def encode(self, payloads: list[Any]) -> np.ndarray:
-        vectors = self.towhee_encoder(payloads)
-        if vectors.shape[1] != self.dim:
-            raise ValueError(f"the towhee pipeline returned {vectors.shape[1]}-d vectors; vector_dim is {self.dim}")
-        return vectors
+        # The core checks the vectors against vector_dim, naming any mismatch.
+        return self.towhee_encoder(payloads)

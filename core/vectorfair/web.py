@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from .contract import accepted_suffixes, file_query, text_query
 from .runtime import Platform
 
 HERE = Path(__file__).parent
@@ -35,14 +36,14 @@ def mount_web(app, platform: Platform, extra_static: list[tuple[str, Path]]) -> 
             raise HTTPException(404, f"no demo {name!r}; enabled demos: {', '.join(platform.demos) or 'none'}")
         page = {
             "name": demo.name, "title": demo.title, "inputs": list(demo.inputs),
-            "text_input": demo.text_inputs(), "file_input": demo.file_inputs(),
+            "text_input": text_query(demo), "file_input": file_query(demo),
             "accept": ",".join(ACCEPT.get(kind, "*/*") for kind in demo.inputs if kind in ACCEPT),
             "sample_query": demo.sample_query, "query_preview": demo.query_preview,
             "filters": demo.Filter.model_json_schema() if demo.Filter else None,
-            "accepts": list(demo.accepts), "result_script": demo.result_script,
+            "accepts": list(accepted_suffixes(demo)), "result_script": demo.result_script,
         }
         return templates.TemplateResponse(request, "demo.html", {
-            "demo": demo, "demos": list(platform.demos.values()),
+            "demo": demo, "demos": list(platform.demos.values()), "accepts": accepted_suffixes(demo),
             # "</" escaped: the JSON sits inside a <script> element.
             "page_json": json.dumps(page).replace("</", "<\\/"),
         })

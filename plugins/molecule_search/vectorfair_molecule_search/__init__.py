@@ -1,13 +1,16 @@
 """Molecular similarity demo: exact Tanimoto top-k over RDKit fingerprints.
 
-Milvus Lite 3.x has no binary vectors, so fingerprints are stored as 0/1 float
-vectors searched by inner product (IP = number of shared bits, exact with a
-FLAT index). Tanimoto(q, x) = c / (a + b - c) with c shared bits and a, b the
-bit counts, and it is at most c / a for any x. So after fetching the N rows
-with the most shared bits, no row left out can beat c_N / a: once the k-th
-best Tanimoto among the fetched rows reaches that bound, the top k is exact;
-otherwise fetch more. tests/test_molecule_search.py checks the result against
-RDKit's BulkTanimotoSimilarity over the whole set.
+Fingerprints are declared as a binary vector field searched by JACCARD on a
+BIN_FLAT index: on a Milvus server, Tanimoto = 1 - JACCARD distance, so one
+exact search ranks them. Milvus Lite has no binary vectors; there the core
+stores the declared fallback, the bits as a 0/1 float vector searched by inner
+product (IP = number of shared bits, exact with FLAT). Tanimoto(q, x) =
+c / (a + b - c) with c shared bits and a, b the bit counts, and it is at most
+c / a for any x. So after fetching the N rows with the most shared bits, no row
+left out can beat c_N / a: once the k-th best Tanimoto among the fetched rows
+reaches that bound, the top k is exact; otherwise fetch more.
+tests/test_molecule_search.py checks the result against RDKit's
+BulkTanimotoSimilarity over the whole set, on both backends.
 """
 
 from __future__ import annotations
@@ -23,10 +26,10 @@ from typing import Any
 
 import numpy as np
 import rdkit
-from pydantic import BaseModel, ConfigDict, Field as PydanticField, model_validator
+from pydantic import Field, model_validator
 from rdkit import Chem
 
-from vectorfair import Demo, DemoOptions, Entry, Field, ItemError, QueryError, hookimpl
+from vectorfair import Demo, DemoFilter, DemoOptions, Entry, ItemError, QueryError, ScalarField, VectorField, hookimpl
 from vectorfair.expr import all_of
 
 from .chem import ChemError, FingerprintKind, Molecule, depict, fingerprint_generator, parse_pattern, parse_smiles, properties
@@ -40,21 +43,20 @@ MAX_FETCH = 16384
 
 class MoleculeOptions(DemoOptions):
     fingerprint: FingerprintKind = "morgan"
-    radius: int = PydanticField(2, ge=1, le=6)
-    n_bits: int = PydanticField(2048, ge=64, le=8192)
-    max_smiles_chars: int = PydanticField(1000, ge=10, le=100_000)
+    radius: int = Field(2, ge=1, le=6)
+    n_bits: int = Field(2048, ge=64, le=8192)
+    max_smiles_chars: int = Field(1000, ge=10, le=100_000)
     # Structure drawings of the hits, with the query's common substructure
     # (or the substructure filter) highlighted; spent only within this budget.
     depict_hits: bool = True
-    depict_budget_s: float = PydanticField(2.0, ge=0.0, le=30.0)
-    sample_limit: int | None = PydanticField(None, ge=1)
+    depict_budget_s: float = Field(2.0, ge=0.0, le=30.0)
+    sample_limit: int | None = Field(None, ge=1)
 
 
-class MoleculeFilter(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    substructure: str | None = PydanticField(None, max_length=500, description="SMARTS or SMILES every hit must contain")
-    mw_min: float | None = PydanticField(None, ge=0)
-    mw_max: float | None = PydanticField(None, ge=0)
+class MoleculeFilter(DemoFilter):
+    substructure: str | None = Field(None, max_length=500, description="SMARTS or SMILES every hit must contain")
+    mw_min: float | None = Field(None, ge=0)
+    mw_max: float | None = Field(None, ge=0)
     logp_min: float | None = None
     logp_max: float | None = None
 
@@ -72,18 +74,14 @@ class MoleculeSearch(Demo):
     description = "Find molecules similar to a SMILES by exact Tanimoto similarity of Morgan fingerprints (RDKit)."
     inputs = ("smiles",)
     accepts = (".smi", ".smiles", ".csv", ".sdf")
-    accepts_records = True
     fields = (
-        Field("smiles", "str", max_length=4096),
-        Field("name", "str", max_length=256),
-        Field("formula", "str", max_length=128),
-        Field("mw", "float", filterable=True),
-        Field("logp", "float", filterable=True),
-        Field("bits", "int"),
+        ScalarField("smiles", "str", max_length=4096),
+        ScalarField("name", "str", max_length=256),
+        ScalarField("formula", "str", max_length=128),
+        ScalarField("mw", "float", index=True),
+        ScalarField("logp", "float", index=True),
+        ScalarField("bits", "int"),
     )
-    metric = "IP"
-    # Exactness needs exact inner products: FLAT only, on every backend.
-    index_preferences = ("FLAT",)
     Options = MoleculeOptions
     Filter = MoleculeFilter
     sample_query = "CC(=O)Nc1ccc(O)cc1"
@@ -94,8 +92,10 @@ class MoleculeSearch(Demo):
         self._generator = fingerprint_generator(self.options.fingerprint, self.options.radius, self.options.n_bits)
 
     @property
-    def dim(self) -> int:
-        return self.options.n_bits
+    def vectors(self) -> tuple[VectorField, ...]:
+        # Exactness needs an exact index: BIN_FLAT, or FLAT for the fallback.
+        return (VectorField("fingerprint", "binary", self.options.n_bits, "JACCARD", index=("BIN_FLAT",),
+                            fallback=VectorField(kind="float", metric="IP", index=("FLAT",))),)
 
     # -- molecules -------------------------------------------------------------
     def molecule(self, smiles: Any) -> Molecule:
@@ -114,7 +114,7 @@ class MoleculeSearch(Demo):
         return Molecule(Chem.MolToSmiles(mol), mol, bits)
 
     def encode(self, payloads: list[Molecule]) -> np.ndarray:
-        return np.stack([p.bits for p in payloads]).astype(np.float32)
+        return np.stack([p.bits for p in payloads])
 
     # -- ingest ------------------------------------------------------------------
     def identity(self, source) -> str | None:
@@ -179,16 +179,18 @@ class MoleculeSearch(Demo):
         if a == 0:
             raise QueryError("this molecule sets no fingerprint bits; try a larger molecule")
         vector = self.encode_query(payload)
+        ranked_by_tanimoto = nearest.stored("fingerprint").stored.metric == "JACCARD"
         limit = max(8 * top_k, 100)
         while True:
             rows = nearest(vector, limit)
-            # No row left out shares more bits than the last one fetched.
-            bound = rows[-1].score / a if rows else 0.0
+            # No row left out scores more than the last one fetched: its
+            # Tanimoto when Milvus ranks by it, else its shared bits / a.
+            bound = (rows[-1].score if ranked_by_tanimoto else rows[-1].score / a) if rows else 0.0
             hits = []
             for hit in rows:
-                shared = round(hit.score)
-                b = int(hit.fields["bits"])
-                hit.score = shared / (a + b - shared) if a + b - shared else 0.0
+                if not ranked_by_tanimoto:  # the score is the number of shared bits
+                    shared, b = round(hit.score), int(hit.fields["bits"])
+                    hit.score = shared / (a + b - shared) if a + b - shared else 0.0
                 if pattern is None or _contains(hit.fields["smiles"], pattern):
                     hits.append(hit)
             hits.sort(key=lambda h: (-h.score, h.id))

@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field as PydanticField
+from pydantic import Field
 
-from vectorfair import Demo, DemoOptions, Entry, Field, ItemError, QueryError, hookimpl
-from vectorfair.expr import in_list, quote
+from vectorfair import Demo, DemoFilter, DemoOptions, Entry, ScalarField, VectorField, ItemError, QueryError, hookimpl
 
 SAMPLE = Path(__file__).parent / "data" / "faq.jsonl"
 MAX_ANSWER_CHARS = 8000
@@ -33,16 +32,15 @@ class QAOptions(DemoOptions):
     # Best-match cosine similarity from which the bot answers instead of
     # saying it does not know. Measured: paraphrases of FAQ questions score
     # 0.47-0.95, off-topic questions at most 0.25 (tests/paraphrases.jsonl).
-    answer_threshold: float = PydanticField(0.42, ge=-1.0, le=1.0)
-    suggestions: int = PydanticField(3, ge=0, le=10)
-    batch_size: int = PydanticField(64, ge=1, le=1024)
+    answer_threshold: float = Field(0.42, ge=-1.0, le=1.0)
+    suggestions: int = Field(3, ge=0, le=10)
+    batch_size: int = Field(64, ge=1, le=1024)
     # What each row's vector encodes: the question alone, or question + answer.
     embed: Literal["question", "question_answer"] = "question"
 
 
-class QAFilter(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    category: str | list[str] | None = PydanticField(None, description="one category or a list of them")
+class QAFilter(DemoFilter):
+    category: str | list[str] | None = Field(None, description="one category or a list of them")
 
 
 def resolve_model(name: str) -> str:
@@ -63,14 +61,12 @@ class QAChatbot(Demo):
     description = "Ask a question in your own words; the bot answers from its FAQ, or says it does not know."
     inputs = ("text",)
     accepts = (".csv", ".tsv", ".jsonl")
-    accepts_records = True
     fields = (
-        Field("question", "str", max_length=4096),
-        Field("answer", "str", max_length=32768),
-        Field("category", "str", max_length=128, filterable=True),
-        Field("source", "str", max_length=1024),
+        ScalarField("question", "str", max_length=4096),
+        ScalarField("answer", "str", max_length=32768),
+        ScalarField("category", "str", max_length=128, index=True),
+        ScalarField("source", "str", max_length=1024),
     )
-    metric = "COSINE"
     Options = QAOptions
     Filter = QAFilter
     sample_query = "How do I start the portal?"
@@ -101,6 +97,10 @@ class QAChatbot(Demo):
         from sentence_transformers import SentenceTransformer
 
         return SentenceTransformer(path, device="cpu")
+
+    @property
+    def vectors(self) -> tuple[VectorField, ...]:
+        return (VectorField(dim=self.dim),)
 
     @property
     def dim(self) -> int:
@@ -160,13 +160,6 @@ class QAChatbot(Demo):
         if not question:
             raise QueryError("the question is empty; type a question")
         return question[:MAX_QUESTION_CHARS]
-
-    def filter_expression(self, filter: QAFilter) -> str:
-        if filter.category is None:
-            return ""
-        if isinstance(filter.category, str):
-            return f"category == {quote(filter.category)}"
-        return in_list("category", filter.category) if filter.category else ""
 
     def summarize(self, payload: str, hits) -> dict[str, Any]:
         best = hits[0] if hits else None

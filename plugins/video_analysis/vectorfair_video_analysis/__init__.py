@@ -2,11 +2,9 @@
 `max_interval` seconds), each stored with its EfficientNet-Lite0 embedding and
 ImageNet labels, and every face on it with its dlib 128-d descriptor.
 
-Scenes and faces share one collection, told apart by `kind`: a face vector is
-zero-padded to the scene vectors' 1280 dimensions, which leaves its cosine to
-any other face unchanged, and every search filters on `kind`, so the two never
-meet. That keeps one collection per demo, as the core wants, at the cost of
-1152 stored zeros per face.
+Scenes and faces share one collection with two vector fields: a keyframe row
+has a `scene` vector, a face row a `face` vector, and a search names the field
+of its mode, so the two never meet.
 """
 
 from __future__ import annotations
@@ -17,10 +15,10 @@ from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field as PydanticField
+from pydantic import BaseModel, Field
 
 from vectorfair import (
-    Demo, DemoOptions, Entry, Field, Hit, ItemError, Media, QueryError, Upload, hookimpl, lazy_model, report_progress,
+    Demo, DemoFilter, DemoOptions, Entry, ScalarField, VectorField, Hit, ItemError, Media, QueryError, Upload, hookimpl, lazy_model, report_progress,
     static_folder,
 )
 from vectorfair.expr import quote
@@ -37,33 +35,32 @@ SCENE_DIM = 1280
 class VideoOptions(DemoOptions):
     # The scene encoder: any model the image search plugin takes.
     image_model: str = "efficientnet-lite0"
-    top_labels: int = PydanticField(5, ge=0, le=16)
-    analysis_fps: float = PydanticField(4.0, gt=0, le=60, description="frames per second examined for scene changes")
-    scene_threshold: float = PydanticField(0.35, gt=0, le=1, description="colour-histogram distance that is a cut")
-    min_interval: float = PydanticField(0.25, ge=0, description="seconds between keyframes at least")
-    max_interval: float = PydanticField(1.0, gt=0, description="a keyframe at least every so many seconds")
+    top_labels: int = Field(5, ge=0, le=16)
+    analysis_fps: float = Field(4.0, gt=0, le=60, description="frames per second examined for scene changes")
+    scene_threshold: float = Field(0.35, gt=0, le=1, description="colour-histogram distance that is a cut")
+    min_interval: float = Field(0.25, ge=0, description="seconds between keyframes at least")
+    max_interval: float = Field(1.0, gt=0, description="a keyframe at least every so many seconds")
     faces: bool = True
-    face_models: str | None = PydanticField(None, description="folder of dlib model files; default: face-recognition-models")
-    face_upsample: int = PydanticField(1, ge=0, le=3, description="dlib HOG upsampling: 1 finds faces down to ~40 px")
-    min_face_pixels: int = PydanticField(40, ge=16)
+    face_models: str | None = Field(None, description="folder of dlib model files; default: face-recognition-models")
+    face_upsample: int = Field(1, ge=0, le=3, description="dlib HOG upsampling: 1 finds faces down to ~40 px")
+    min_face_pixels: int = Field(40, ge=16)
     # dlib's rule is "same person below 0.6 euclidean"; its descriptors have a
     # norm of ~1.43, so on the stored unit vectors that is a cosine of ~0.91.
-    face_threshold: float = PydanticField(0.91, ge=-1, le=1, description="least cosine for a face hit")
-    max_faces_per_frame: int = PydanticField(8, ge=0, le=64)
-    max_seconds: float = PydanticField(600.0, gt=0)
-    max_frame_pixels: int = PydanticField(3840 * 2160, ge=64 * 64)
-    max_image_pixels: int = PydanticField(40_000_000, ge=1024)
-    batch_size: int = PydanticField(16, ge=1, le=256)
-    thumbnail_size: int = PydanticField(320, ge=64, le=1024)
+    face_threshold: float = Field(0.91, ge=-1, le=1, description="least cosine for a face hit")
+    max_faces_per_frame: int = Field(8, ge=0, le=64)
+    max_seconds: float = Field(600.0, gt=0)
+    max_frame_pixels: int = Field(3840 * 2160, ge=64 * 64)
+    max_image_pixels: int = Field(40_000_000, ge=1024)
+    batch_size: int = Field(16, ge=1, le=256)
+    thumbnail_size: int = Field(320, ge=64, le=1024)
 
 
-class VideoFilter(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    mode: Literal["scene", "face"] = PydanticField(
+class VideoFilter(DemoFilter):
+    mode: Literal["scene", "face"] = Field(
         "scene", description="scene: moments that look like the photo; face: where the person in the photo appears")
-    label: str | list[str] | None = PydanticField(
+    label: str | list[str] | None = Field(
         None, description="scenes whose ImageNet labels include this one (or one of these)")
-    video: str | None = PydanticField(None, max_length=512, description="only this video (file name)")
+    video: str | None = Field(None, max_length=512, description="only this video (file name)")
 
 
 @dataclasses.dataclass
@@ -84,17 +81,16 @@ class VideoAnalysis(Demo):
     inputs = ("image", "text")
     accepts = (".mp4", ".m4v", ".mov", ".avi", ".webm", ".mkv")
     fields = (
-        Field("kind", "str", max_length=8, filterable=True, description="scene or face"),
-        Field("video", "str", max_length=512, filterable=True),
-        Field("timestamp", "float", description="seconds from the start"),
-        Field("labels", "str_list", max_items=16, max_length=128, filterable=True),
-        Field("label_scores", "json"),
-        Field("face_box", "int_list", max_items=4, description="left, top, right, bottom of the face in the frame"),
-        Field("duration", "float"),
-        Field("keyframe_reason", "str", max_length=16),
+        ScalarField("kind", "str", max_length=8, index=True, description="scene or face"),
+        ScalarField("video", "str", max_length=512, index=True),
+        ScalarField("timestamp", "float", description="seconds from the start"),
+        ScalarField("labels", "str_list", max_items=16, max_length=128, index=True),
+        ScalarField("label_scores", "json"),
+        ScalarField("face_box", "int_list", max_items=4, description="left, top, right, bottom of the face in the frame"),
+        ScalarField("duration", "float"),
+        ScalarField("keyframe_reason", "str", max_length=16),
     )
-    metric = "COSINE"
-    index_preferences = ("HNSW", "FLAT")
+    vectors = (VectorField("scene", dim=SCENE_DIM), VectorField("face", dim=FACE_DIM))
     Options = VideoOptions
     Filter = VideoFilter
     sample_query = "space shuttle"
@@ -106,10 +102,6 @@ class VideoAnalysis(Demo):
                                                batch_size=self.options.batch_size,
                                                max_pixels=self.options.max_image_pixels))
         self._label_index: dict[str, int] | None = None
-
-    @property
-    def dim(self) -> int:
-        return SCENE_DIM
 
     @lazy_model
     def face_encoder(self) -> FaceEncoder:
@@ -150,7 +142,7 @@ class VideoAnalysis(Demo):
         for frame, image, vector, labels in zip(picked, images, vectors, label_rows):
             stamp = round(frame.timestamp, 3)
             yield Entry(
-                payload=None, vector=vector, title=f"{upload.name} @ {_clock(stamp)}", media=media,
+                payload=None, vectors={"scene": vector}, title=f"{upload.name} @ {_clock(stamp)}", media=media,
                 thumbnail=Media(thumbnail(image, self.options.thumbnail_size), "image/jpeg"),
                 fields={**common, **labels, "kind": "scene", "timestamp": stamp, "keyframe_reason": frame.reason},
             )
@@ -161,7 +153,7 @@ class VideoAnalysis(Demo):
                 pad = (right - left) // 4
                 crop = image.crop((max(0, left - pad), max(0, top - pad), right + pad, bottom + pad))
                 yield Entry(
-                    payload=None, vector=_pad(face.descriptor), title=f"face in {upload.name} @ {_clock(stamp)}",
+                    payload=None, vectors={"face": face.descriptor}, title=f"face in {upload.name} @ {_clock(stamp)}",
                     media=media, thumbnail=Media(thumbnail(crop, 160), "image/jpeg"),
                     fields={**common, "kind": "face", "timestamp": stamp, "face_box": list(face.box),
                             "keyframe_reason": frame.reason},
@@ -219,11 +211,11 @@ class VideoAnalysis(Demo):
             if not faces:
                 raise QueryError("no face found in the photo; send one where a face is clearly visible "
                                  f"(at least {self.options.min_face_pixels} px wide, looking roughly at the camera)")
-            vector = _pad(faces[0].descriptor)
+            vector = faces[0].descriptor
         else:
             image_options = self.images.options
             vector = self.encode_query(model_input(payload.image, image_options.image_size, image_options.resize))
-        hits = nearest(vector, top_k)
+        hits = nearest(vector, top_k, field=mode)
         if mode == "face":
             hits = [hit for hit in hits if hit.score >= self.options.face_threshold]
         return [dataclasses.replace(hit, media_url=f"{hit.media_url}#t={float(hit.fields.get('timestamp') or 0.0)}")
@@ -242,12 +234,6 @@ class VideoAnalysis(Demo):
         for hit in hits:
             by_video.setdefault(hit.fields.get("video") or "", []).append(hit.fields.get("timestamp") or 0.0)
         return {"videos": [{"video": video, "timestamps": sorted(stamps)} for video, stamps in by_video.items()]}
-
-
-def _pad(face_vector: np.ndarray) -> np.ndarray:
-    padded = np.zeros(SCENE_DIM, dtype=np.float32)
-    padded[:FACE_DIM] = face_vector
-    return padded
 
 
 def _clock(seconds: float) -> str:

@@ -10,9 +10,8 @@ import re
 import time
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
-from vectorfair import Demo, DemoOptions, Entry, Field, ItemError, Media, QueryError, hookimpl, report_progress
+from vectorfair import Demo, DemoFilter, DemoOptions, Entry, ScalarField, VectorField, ItemError, Media, QueryError, hookimpl, report_progress
 from vectorfair.expr import quote
 
 CALLS = {"startup": 0, "encode_batches": []}
@@ -25,8 +24,7 @@ class FakeOptions(DemoOptions):
     encode_delay: float = 0.0
 
 
-class FakeFilter(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class FakeFilter(DemoFilter):
     tag: str | None = None
 
 
@@ -44,12 +42,15 @@ class FakeDemo(Demo):
     description = "Hashed bag-of-words vectors; for tests."
     inputs = ("text",)
     accepts = (".txt", ".json", ".lines")
-    accepts_records = True
-    fields = (Field("text", "str", max_length=2048), Field("tag", "str", max_length=64, filterable=True))
+    fields = (ScalarField("text", "str", max_length=2048), ScalarField("tag", "str", max_length=64, index=True))
     Options = FakeOptions
     Filter = FakeFilter
     sample_query = "apple banana"
     result_script = "/static/plugins/fake/render.js"
+
+    @property
+    def vectors(self) -> tuple[VectorField, ...]:
+        return (VectorField(dim=self.dim),)
 
     @property
     def dim(self):
@@ -108,7 +109,7 @@ class FakeDemo(Demo):
         # encoded during parsing would.
         yield Entry(payload=text, title=record.get("title") or text[:40],
                     fields={"text": text, "tag": str(record.get("tag", ""))},
-                    vector=embed(text, self.dim) if record.get("precomputed") else None)
+                    vectors={"vector": embed(text, self.dim)} if record.get("precomputed") else {})
 
     def parse_query_text(self, text):
         if not text.strip():

@@ -1,0 +1,8 @@
+from vectorfair import hookimpl
+
+from . import Pairs
+
+
+@hookimpl
+def register_demos():
+    return [Pairs]
