@@ -13,7 +13,7 @@ TORCH     := torch==2.13.0
 STAMP     := $(VENV)/.installed
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup run test test-server test-fast bench clean chromium
+.PHONY: setup run test test-server test-fast lint bench clean chromium
 
 setup: $(STAMP)
 
@@ -36,9 +36,14 @@ run: setup
 # `milvus` 2.3.5, started by the tests; see conftest.py).
 SERVER_SUITES ?= tests/test_store.py tests/test_api.py tests/test_conformance.py tests/test_portal.py \
 	tests/test_hostile_uploads.py tests/test_resilience.py tests/test_server_mode.py tests/test_server_backend.py \
-	plugins examples
+	tests/test_vector_shapes.py plugins examples
 
-test: setup chromium
+# ruff: lint (pyflakes, pycodestyle, import order, bugbear) and formatting.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: setup chromium lint
 	$(BIN)/python -m pytest --durations=25
 	$(BIN)/python -m pytest --milvus=server --durations=15 $(SERVER_SUITES)
 
