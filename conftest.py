@@ -17,8 +17,12 @@ from vectorfair import testing
 
 
 def pytest_addoption(parser):
-    parser.addoption("--milvus", choices=("lite", "server"), default=os.environ.get("VECTORFAIR_TEST_BACKEND", "lite"),
-                     help="run the tests on Milvus Lite (default) or on a real Milvus server")
+    parser.addoption(
+        "--milvus",
+        choices=("lite", "server"),
+        default=os.environ.get("VECTORFAIR_TEST_BACKEND", "lite"),
+        help="run the tests on Milvus Lite (default) or on a real Milvus server",
+    )
 
 
 def pytest_configure(config):

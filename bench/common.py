@@ -38,7 +38,6 @@ def image_requests(size: tuple[int, int] | None = None, quality: int = 75) -> li
 
     import skimage
     from PIL import Image
-
     from vectorfair_image_search import SAMPLE_IMAGES
 
     out = []
@@ -94,8 +93,14 @@ def rss_mib(pid: int) -> float:
 
 
 @contextmanager
-def live_server(plugins: str, body: str = "", load_samples: bool = True, timeout: float = 1200, env: dict | None = None,
-                headers: dict | None = None):
+def live_server(
+    plugins: str,
+    body: str = "",
+    load_samples: bool = True,
+    timeout: float = 1200,
+    env: dict | None = None,
+    headers: dict | None = None,
+):
     """A uvicorn process (`vectorfair serve`) on a fresh data dir with `plugins`
     enabled; waits until ready and, if asked, until the sample jobs finished
     (`headers`: the admin key of a portal, whose job list is per visitor)."""
@@ -107,9 +112,11 @@ def live_server(plugins: str, body: str = "", load_samples: bool = True, timeout
             wait_for(lambda: httpx.get(f"{base}/readyz", timeout=5).status_code == 200, 120, what="readyz")
             ready_s = time.perf_counter() - started
             if load_samples:
+
                 def finished():
                     jobs = httpx.get(f"{base}/api/jobs", timeout=10, headers=headers).json()
                     return jobs and all(j["state"] in ("succeeded", "failed", "cancelled") for j in jobs) and jobs
+
                 wait_for(finished, timeout, interval=0.5, what="sample jobs")
             yield base, process, ready_s
         finally:

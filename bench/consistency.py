@@ -21,7 +21,6 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
-
 from common import report, stats_ms
 
 from vectorfair.testing import MilvusServer, free_port
@@ -40,11 +39,15 @@ def fill(client, name: str, rng: np.random.Generator) -> None:
     schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
     schema.add_field("vector", DataType.FLOAT_VECTOR, dim=DIM)
     index = client.prepare_index_params()
-    index.add_index(field_name="vector", index_type="HNSW", metric_type="COSINE", params={"M": 16, "efConstruction": 200})
+    index.add_index(
+        field_name="vector", index_type="HNSW", metric_type="COSINE", params={"M": 16, "efConstruction": 200}
+    )
     client.create_collection(name, schema=schema, index_params=index)
     for first in range(0, ROWS, 2000):
-        client.insert(name, [{"id": f"v{i}", "vector": rng.normal(size=DIM).astype(np.float32)}
-                             for i in range(first, first + 2000)])
+        client.insert(
+            name,
+            [{"id": f"v{i}", "vector": rng.normal(size=DIM).astype(np.float32)} for i in range(first, first + 2000)],
+        )
     client.flush(name)
 
 
@@ -81,9 +84,14 @@ def measure(client, uri: str, name: str, level: str, rounds: int, rng: np.random
         while not client.query(name, filter=f'id == "{row_id}"', output_fields=["id"], consistency_level=level):
             time.sleep(0.005)
         visible.append(time.perf_counter() - began)
-    return {"level": level, "search": stats_ms(steady_search), "count": stats_ms(steady_count),
-            "read_after_own_write": stats_ms(after_write), "own_write_seen": f"{seen}/{rounds}",
-            "other_process_write_visible_after": stats_ms(visible)}
+    return {
+        "level": level,
+        "search": stats_ms(steady_search),
+        "count": stats_ms(steady_count),
+        "read_after_own_write": stats_ms(after_write),
+        "own_write_seen": f"{seen}/{rounds}",
+        "other_process_write_visible_after": stats_ms(visible),
+    }
 
 
 def main():
@@ -104,11 +112,30 @@ def main():
             fill(client, name, rng)
             runs = [measure(client, uri, name, level, args.rounds, rng) for level in LEVELS]
             client.drop_collection(name)
-    rows = [[r["level"], r["search"]["p50_ms"], r["count"]["p50_ms"], r["read_after_own_write"]["p50_ms"],
-             r["own_write_seen"], r["other_process_write_visible_after"]["p50_ms"]] for r in runs]
-    report(f"consistency levels on Milvus {version} ({ROWS:,} x {DIM}-d, HNSW)", {"runs": runs}, rows,
-           ["level", "search p50 ms", "count p50 ms", "read after own write p50 ms", "own write seen",
-            "other process's write visible after p50 ms"])
+    rows = [
+        [
+            r["level"],
+            r["search"]["p50_ms"],
+            r["count"]["p50_ms"],
+            r["read_after_own_write"]["p50_ms"],
+            r["own_write_seen"],
+            r["other_process_write_visible_after"]["p50_ms"],
+        ]
+        for r in runs
+    ]
+    report(
+        f"consistency levels on Milvus {version} ({ROWS:,} x {DIM}-d, HNSW)",
+        {"runs": runs},
+        rows,
+        [
+            "level",
+            "search p50 ms",
+            "count p50 ms",
+            "read after own write p50 ms",
+            "own write seen",
+            "other process's write visible after p50 ms",
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -18,14 +18,12 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
-from live import free_port, start_app, wait_for  # noqa: E402
-
 from common import image_requests, payload_of, qa_requests  # noqa: E402
+from live import free_port, start_app, wait_for  # noqa: E402
 
 from vectorfair.plugins import configure_demos, discover  # noqa: E402
 from vectorfair.settings import load_settings  # noqa: E402
 from vectorfair.testing import write_config  # noqa: E402
-
 
 
 def molecule_queries():
@@ -37,12 +35,19 @@ def molecule_queries():
     return [{"json": {"query": line.split()[0], "top_k": 10}} for line in random.Random(1).sample(lines, 30)]
 
 
-QUERIES = {"qa_chatbot": qa_requests, "image_search": lambda: image_requests(quality=60),
-           "molecule_search": molecule_queries}
+QUERIES = {
+    "qa_chatbot": qa_requests,
+    "image_search": lambda: image_requests(quality=60),
+    "molecule_search": molecule_queries,
+}
 
 
 def summary(values):
-    return {"n": len(values), "median": round(statistics.median(values), 2), "p99": round(float(np.percentile(values, 99)), 2)}
+    return {
+        "n": len(values),
+        "median": round(statistics.median(values), 2),
+        "p99": round(float(np.percentile(values, 99)), 2),
+    }
 
 
 def bench(name: str) -> dict:
@@ -67,8 +72,13 @@ def bench(name: str) -> dict:
         try:
             wait_for(lambda: httpx.get(f"{base}/readyz").status_code == 200, 60)
             jobs = wait_for(lambda: httpx.get(f"{base}/api/jobs").json(), 60)
-            job = wait_for(lambda: (j := httpx.get(f"{base}/api/jobs/{jobs[0]['job_id']}").json())["state"]
-                           in ("succeeded", "failed") and j, 900)
+            job = wait_for(
+                lambda: (
+                    (j := httpx.get(f"{base}/api/jobs/{jobs[0]['job_id']}").json())["state"] in ("succeeded", "failed")
+                    and j
+                ),
+                900,
+            )
             latencies = []
             with httpx.Client(base_url=base, timeout=120) as client:
                 client.post(f"/api/demos/{name}/search", **requests[0])
@@ -84,8 +94,12 @@ def bench(name: str) -> dict:
         "model_load_s": round(load_s, 2),
         "encode_ms_single": summary(single),
         "encode_ms_per_item_batched": round(batched, 2),
-        "sample_load": {"state": job["state"], "items": job["done"], "seconds": round(seconds, 1),
-                        "items_per_s": round(job["done"] / seconds, 1)},
+        "sample_load": {
+            "state": job["state"],
+            "items": job["done"],
+            "seconds": round(seconds, 1),
+            "items_per_s": round(job["done"] / seconds, 1),
+        },
         "http_search_ms": summary(latencies),
     }
 

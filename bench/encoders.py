@@ -28,7 +28,6 @@ def qa_payloads(demo):
 def image_payloads(demo):
     import skimage
     from PIL import Image
-
     from vectorfair_image_search import SAMPLE_IMAGES
 
     out = []
@@ -47,9 +46,8 @@ def molecule_payloads(demo):
 
 
 def audio_payloads(demo):
-    from vectorfair_audio_search.samples import sample_files
-
     import soundfile
+    from vectorfair_audio_search.samples import sample_files
 
     samples, rate = soundfile.read(io.BytesIO(dict(sample_files())["arcade/1918.mp3"]), dtype="float32")
     wav = io.BytesIO()
@@ -58,8 +56,12 @@ def audio_payloads(demo):
     return list(demo.parse_query_file(Upload("q.wav", wav.getvalue())).blocks)[:32]
 
 
-PAYLOADS = {"qa_chatbot": qa_payloads, "image_search": image_payloads, "molecule_search": molecule_payloads,
-            "audio_search": audio_payloads}
+PAYLOADS = {
+    "qa_chatbot": qa_payloads,
+    "image_search": image_payloads,
+    "molecule_search": molecule_payloads,
+    "audio_search": audio_payloads,
+}
 UNITS = {"audio_search": "2.32 s windows"}
 
 
@@ -67,7 +69,7 @@ def measure(demo, payloads, batch: int, seconds: float = 6.0) -> float:
     done, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds or done < batch * 2:
         for first in range(0, len(payloads) - batch + 1, batch):
-            demo.encode(payloads[first:first + batch])
+            demo.encode(payloads[first : first + batch])
             done += batch
     return done / (time.perf_counter() - started)
 
@@ -85,7 +87,11 @@ def video_rate() -> dict:
         entries = list(demo.parse_upload(Upload(name, data)))
         seconds += entries[0].fields["duration"]
     wall = time.perf_counter() - started
-    return {"video_seconds": round(seconds, 1), "wall_s": round(wall, 2), "video_s_per_wall_s": round(seconds / wall, 2)}
+    return {
+        "video_seconds": round(seconds, 1),
+        "wall_s": round(wall, 2),
+        "video_s_per_wall_s": round(seconds / wall, 2),
+    }
 
 
 def main():
@@ -94,7 +100,9 @@ def main():
     for name in names:
         if name == "video_analysis":
             result[name] = video_rate()
-            rows.append([name, "video seconds", "-", "-", result[name]["video_s_per_wall_s"], "per wall second, 480x360"])
+            rows.append(
+                [name, "video seconds", "-", "-", result[name]["video_s_per_wall_s"], "per wall second, 480x360"]
+            )
             continue
         demo = demo_in_process(name)
         demo.warm_up()
@@ -103,10 +111,20 @@ def main():
         result[name] = {"items_per_s": rates, "unit": UNITS.get(name, "queries")}
         if name == "audio_search":
             result[name]["audio_s_per_wall_s"] = round(max(rates.values()) * demo.options.hop_seconds, 1)
-        rows.append([name, UNITS.get(name, "queries"), *rates.values(),
-                     f"{result[name].get('audio_s_per_wall_s', '')} audio s/s (hop 0.5 s)" if name == "audio_search" else ""])
-    report("encoders: raw in-process throughput (items/s)", result, rows,
-           ["demo", "unit", *[f"batch {b}" for b in BATCHES], "note"])
+        rows.append(
+            [
+                name,
+                UNITS.get(name, "queries"),
+                *rates.values(),
+                f"{result[name].get('audio_s_per_wall_s', '')} audio s/s (hop 0.5 s)" if name == "audio_search" else "",
+            ]
+        )
+    report(
+        "encoders: raw in-process throughput (items/s)",
+        result,
+        rows,
+        ["demo", "unit", *[f"batch {b}" for b in BATCHES], "note"],
+    )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ import zipfile
 from pathlib import Path
 
 import httpx
-
 from common import demo_in_process, live_server, report
 
 from vectorfair.demo import Upload
@@ -26,7 +25,6 @@ from vectorfair.demo import Upload
 def image_variants() -> list[tuple[str, bytes]]:
     import skimage
     from PIL import Image
-
     from vectorfair_image_search import SAMPLE_IMAGES
 
     out = []
@@ -46,11 +44,14 @@ def raw_rate(name: str, items: list) -> float:
     demo = demo_in_process(name)
     demo.warm_up()
     batch = 32
-    payloads = [entry.payload for item in items for entry in
-                (demo.parse_upload(item) if isinstance(item, Upload) else demo.parse_record(item))]
+    payloads = [
+        entry.payload
+        for item in items
+        for entry in (demo.parse_upload(item) if isinstance(item, Upload) else demo.parse_record(item))
+    ]
     started = time.perf_counter()
     for first in range(0, len(payloads), batch):
-        demo.encode(payloads[first:first + batch])
+        demo.encode(payloads[first : first + batch])
     return len(payloads) / (time.perf_counter() - started)
 
 
@@ -88,8 +89,13 @@ def job_rate(name: str) -> dict:
             while (state := client.get(job["status_url"]).json())["state"] in ("queued", "running"):
                 time.sleep(0.05)
             wall = time.perf_counter() - started
-    return {"state": state["state"], "items": state["done"], "failed": state["failed"], "wall_s": round(wall, 2),
-            "items_per_s": round(state["done"] / wall, 1)}
+    return {
+        "state": state["state"],
+        "items": state["done"],
+        "failed": state["failed"],
+        "wall_s": round(wall, 2),
+        "items_per_s": round(state["done"] / wall, 1),
+    }
 
 
 def main():
@@ -99,11 +105,18 @@ def main():
         items = sample_items(name) if name == "qa_chatbot" else [Upload(n, d) for n, d in image_variants()]
         raw = raw_rate(name, items)
         job = job_rate(name)
-        result[name] = {"jobs_api": job, "raw_encoder_items_per_s": round(raw, 1),
-                        "ratio_jobs_over_raw": round(job["items_per_s"] / raw, 2)}
+        result[name] = {
+            "jobs_api": job,
+            "raw_encoder_items_per_s": round(raw, 1),
+            "ratio_jobs_over_raw": round(job["items_per_s"] / raw, 2),
+        }
         rows.append([name, job["items"], job["items_per_s"], round(raw, 1), result[name]["ratio_jobs_over_raw"]])
-    report("ingest through the jobs API", result, rows,
-           ["demo", "items", "jobs API items/s", "raw encoder items/s", "ratio"])
+    report(
+        "ingest through the jobs API",
+        result,
+        rows,
+        ["demo", "items", "jobs API items/s", "raw encoder items/s", "ratio"],
+    )
 
 
 if __name__ == "__main__":

@@ -13,14 +13,15 @@ import asyncio
 import time
 
 import httpx
-
 from common import live_server, qa_requests, report, stats_ms
 
 ADMIN = {"X-API-Key": "bench"}
-VISITORS = ('[admin]\napi_key = "bench"\n[visitors]\nseparate = true\nsecret = "bench"\nmax_items = 100000\n'
-            'max_bytes = 0\n')
-RATE_LIMITS = ('[rate_limits]\nenabled = true\nsearch = "1000000/minute"\nupload = "1000000/minute"\n'
-               'api = "1000000/minute"\n')
+VISITORS = (
+    '[admin]\napi_key = "bench"\n[visitors]\nseparate = true\nsecret = "bench"\nmax_items = 100000\nmax_bytes = 0\n'
+)
+RATE_LIMITS = (
+    '[rate_limits]\nenabled = true\nsearch = "1000000/minute"\nupload = "1000000/minute"\napi = "1000000/minute"\n'
+)
 JSON_LOGS = '[serve]\nlog_format = "json"\n'
 PORTAL = VISITORS + RATE_LIMITS + JSON_LOGS
 # `--components`: each part of the portal profile alone, to see which one costs.
@@ -56,13 +57,16 @@ def measure(body: str) -> dict:
             uploads = []
             for i in range(UPLOADS):
                 began = time.perf_counter()
-                r = client.post("/api/demos/qa_chatbot/items", json={"records": [
-                    {"question": f"Bench question {i} about portals?", "answer": f"Bench answer {i}."}]})
+                r = client.post(
+                    "/api/demos/qa_chatbot/items",
+                    json={
+                        "records": [{"question": f"Bench question {i} about portals?", "answer": f"Bench answer {i}."}]
+                    },
+                )
                 assert r.status_code == 201, r.text
                 uploads.append(time.perf_counter() - began)
             cookies = dict(client.cookies)
-        return {"upload": stats_ms(uploads[5:]),
-                "search": [asyncio.run(searches(base, cookies, c)) for c in (1, 8)]}
+        return {"upload": stats_ms(uploads[5:]), "search": [asyncio.run(searches(base, cookies, c)) for c in (1, 8)]}
 
 
 ROUNDS = 2
@@ -78,8 +82,10 @@ def median_of(runs: list[dict]) -> dict:
 
     return {
         "upload": {k: med([r["upload"][k] for r in runs]) for k in ("p50_ms", "p99_ms")},
-        "search": [{"concurrency": c, **{k: med([r["search"][i][k] for r in runs]) for k in ("p50_ms", "p99_ms", "qps")}}
-                   for i, c in enumerate((1, 8))],
+        "search": [
+            {"concurrency": c, **{k: med([r["search"][i][k] for r in runs]) for k in ("p50_ms", "p99_ms", "qps")}}
+            for i, c in enumerate((1, 8))
+        ],
         "rounds": runs,
     }
 
@@ -113,11 +119,21 @@ def main() -> None:
             rows.append([name, f"search c{s['concurrency']}", s["p50_ms"], s["p99_ms"], s["qps"]])
         rows.append([name, "add one record", result["upload"]["p50_ms"], result["upload"]["p99_ms"], ""])
     for name, ratio in ratios.items():
-        rows.append([f"ratio {name}/local", "search c1 p50, c8 qps, upload p50",
-                     ratio["search_c1_p50"], ratio["search_c8_qps"], ratio["upload_p50"]])
-    report(f"Portal mode overhead (qa_chatbot, mode / local, median of {args.rounds} alternating rounds)",
-           {**results, "ratios": ratios["portal"], "ratios_by_mode": ratios},
-           rows, ["mode", "what", "p50 ms", "p99 ms", "q/s"])
+        rows.append(
+            [
+                f"ratio {name}/local",
+                "search c1 p50, c8 qps, upload p50",
+                ratio["search_c1_p50"],
+                ratio["search_c8_qps"],
+                ratio["upload_p50"],
+            ]
+        )
+    report(
+        f"Portal mode overhead (qa_chatbot, mode / local, median of {args.rounds} alternating rounds)",
+        {**results, "ratios": ratios["portal"], "ratios_by_mode": ratios},
+        rows,
+        ["mode", "what", "p50 ms", "p99 ms", "q/s"],
+    )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from common import image_requests, live_server, payload_of, qa_requests, report, stats_ms
 
 from vectorfair.runtime import Platform
@@ -54,8 +53,9 @@ def in_process_qps(name: str, requests: list[dict], batch: int = 32) -> float:
     """Encode in batches of `batch` and run one Milvus search per query, in
     this process, on the demo's sample data: what HTTP can at best approach."""
     with tempfile.TemporaryDirectory() as root:
-        config = write_config(Path(root), f"[demos.{name}]\nload_sample_on_start = false\n[encoders]\nbatching = false\n",
-                              plugins=name)
+        config = write_config(
+            Path(root), f"[demos.{name}]\nload_sample_on_start = false\n[encoders]\nbatching = false\n", plugins=name
+        )
         platform = Platform(load_settings(config))
         try:
             platform.prepare(force=True)
@@ -67,7 +67,7 @@ def in_process_qps(name: str, requests: list[dict], batch: int = 32) -> float:
             total, started = 0, time.perf_counter()
             while time.perf_counter() - started < 8 or total < 2 * batch:
                 for first in range(0, len(payloads) - batch + 1, batch):
-                    chunk = payloads[first:first + batch]
+                    chunk = payloads[first : first + batch]
                     # Parsing counts too: HTTP parses every request.
                     for vector in demo.encode(chunk):
                         platform.store.search(demo, vector, 5)
@@ -88,12 +88,14 @@ def main():
             body = f"[encoders]\nbatching = {str(batching).lower()}\n"
             with live_server(name, body) as (base, _, _):
                 runs["on" if batching else "off"] = [
-                    asyncio.run(run_load(base, name, requests, total if c > 1 else total // 4, c)) for c in CONCURRENCY]
+                    asyncio.run(run_load(base, name, requests, total if c > 1 else total // 4, c)) for c in CONCURRENCY
+                ]
         ceiling = in_process_qps(name, requests)
         by_c = {r["concurrency"]: r for r in runs["on"]}
         off_c = {r["concurrency"]: r for r in runs["off"]}
         result[name] = {
-            "batching_on": runs["on"], "batching_off": runs["off"],
+            "batching_on": runs["on"],
+            "batching_off": runs["off"],
             "in_process_encode_search_qps": round(ceiling, 1),
             "ratios": {
                 "http_c32_over_in_process": round(by_c[32]["qps"] / ceiling, 2),
@@ -105,8 +107,12 @@ def main():
             for run in runs[mode]:
                 rows.append([name, mode, run["concurrency"], run["qps"], run["p50_ms"], run["p99_ms"], run["errors"]])
         rows.append([name, "in-process ceiling", "-", round(ceiling, 1), "-", "-", "-"])
-    report("search through HTTP (live uvicorn)", result, rows,
-           ["demo", "batching", "concurrency", "queries/s", "p50 ms", "p99 ms", "errors"])
+    report(
+        "search through HTTP (live uvicorn)",
+        result,
+        rows,
+        ["demo", "batching", "concurrency", "queries/s", "p50 ms", "p99 ms", "errors"],
+    )
 
 
 if __name__ == "__main__":

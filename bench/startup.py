@@ -11,7 +11,6 @@ import io
 import time
 
 import httpx
-
 from common import live_server, report, rss_mib
 
 
@@ -19,7 +18,9 @@ def child_rss(pid: int) -> float:
     """The server's resident memory: the `vectorfair` process and its children."""
     import subprocess
 
-    pids = [pid] + [int(p) for p in subprocess.run(["pgrep", "-g", str(pid)], capture_output=True, text=True).stdout.split()]
+    pids = [pid] + [
+        int(p) for p in subprocess.run(["pgrep", "-g", str(pid)], capture_output=True, text=True).stdout.split()
+    ]
     return max(rss_mib(p) for p in set(pids) if p)
 
 
@@ -52,17 +53,29 @@ def first_searches(client: httpx.Client) -> dict:
 def main():
     body = "".join(
         f"[demos.{d}]\nload_sample_on_start = false\n"
-        for d in ("qa_chatbot", "image_search", "molecule_search", "audio_search", "video_analysis"))
+        for d in ("qa_chatbot", "image_search", "molecule_search", "audio_search", "video_analysis")
+    )
     # Models load on first use here, so /readyz shows the lazy start-up.
-    with live_server("", body, load_samples=False, env={"VECTORFAIR_WARM_UP_ON_START": "false"}) as (base, process, ready_s):
+    with live_server("", body, load_samples=False, env={"VECTORFAIR_WARM_UP_ON_START": "false"}) as (
+        base,
+        process,
+        ready_s,
+    ):
         rss_idle = child_rss(process.proc.pid)
         with httpx.Client(base_url=base, timeout=600) as client:
             searches = first_searches(client)
         rss_loaded = child_rss(process.proc.pid)
-    result = {"readyz_s": round(ready_s, 2), "rss_mib_before_models": round(rss_idle), "rss_mib_all_models": round(rss_loaded),
-              "first_searches": searches}
-    rows = [["/readyz after start (s)", round(ready_s, 2)], ["RSS before any model (MiB)", round(rss_idle)],
-            ["RSS with every model loaded (MiB)", round(rss_loaded)]]
+    result = {
+        "readyz_s": round(ready_s, 2),
+        "rss_mib_before_models": round(rss_idle),
+        "rss_mib_all_models": round(rss_loaded),
+        "first_searches": searches,
+    }
+    rows = [
+        ["/readyz after start (s)", round(ready_s, 2)],
+        ["RSS before any model (MiB)", round(rss_idle)],
+        ["RSS with every model loaded (MiB)", round(rss_loaded)],
+    ]
     rows += [[f"first search, {d} (s)", t["first_search_s"]] for d, t in searches.items()]
     report("start-up and memory, every demo enabled", result, rows, ["measure", "value"])
 

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import report, stats_ms
 
 from vectorfair import Demo
@@ -51,8 +50,19 @@ def bench(count: int) -> dict:
         store.ensure_collection(demo)
         started = time.perf_counter()
         for first in range(0, count, 2000):
-            rows = [{"id": f"v{i}", "vector": data[i], "title": "", "item": f"v{i}", "media": "", "thumb": "",
-                     "tenant": "public", "created": 0} for i in range(first, min(count, first + 2000))]
+            rows = [
+                {
+                    "id": f"v{i}",
+                    "vector": data[i],
+                    "title": "",
+                    "item": f"v{i}",
+                    "media": "",
+                    "thumb": "",
+                    "tenant": "public",
+                    "created": 0,
+                }
+                for i in range(first, min(count, first + 2000))
+            ]
             store.insert(demo, rows)
         store.settle(demo)
         insert_s = time.perf_counter() - started
@@ -71,18 +81,36 @@ def bench(count: int) -> dict:
         top = np.argpartition(-scores, 10)[:10]
         numpy_latency.append(time.perf_counter() - began)
         recall.append(len(got & {f"v{i}" for i in top}) / 10)
-    return {"vectors": count, "insert_s": round(insert_s, 2), "inserts_per_s": round(count / insert_s),
-            "milvus_lite_search": stats_ms(milvus_latency), "numpy_brute_force": stats_ms(numpy_latency),
-            "recall_at_10": round(float(np.mean(recall)), 4)}
+    return {
+        "vectors": count,
+        "insert_s": round(insert_s, 2),
+        "inserts_per_s": round(count / insert_s),
+        "milvus_lite_search": stats_ms(milvus_latency),
+        "numpy_brute_force": stats_ms(numpy_latency),
+        "recall_at_10": round(float(np.mean(recall)), 4),
+    }
 
 
 def main():
     sizes = [int(s) for s in sys.argv[1:]] or [10_000, 100_000]
     runs = [bench(size) for size in sizes]
-    rows = [[r["vectors"], r["inserts_per_s"], r["milvus_lite_search"]["p50_ms"], r["milvus_lite_search"]["p99_ms"],
-             r["numpy_brute_force"]["p50_ms"], r["recall_at_10"]] for r in runs]
-    report("store: Milvus Lite vs numpy brute force (384-d, top 10)", {"runs": runs}, rows,
-           ["vectors", "inserts/s", "Lite p50 ms", "Lite p99 ms", "numpy p50 ms", "recall@10"])
+    rows = [
+        [
+            r["vectors"],
+            r["inserts_per_s"],
+            r["milvus_lite_search"]["p50_ms"],
+            r["milvus_lite_search"]["p99_ms"],
+            r["numpy_brute_force"]["p50_ms"],
+            r["recall_at_10"],
+        ]
+        for r in runs
+    ]
+    report(
+        "store: Milvus Lite vs numpy brute force (384-d, top 10)",
+        {"runs": runs},
+        rows,
+        ["vectors", "inserts/s", "Lite p50 ms", "Lite p99 ms", "numpy p50 ms", "recall@10"],
+    )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,9 @@ class Process:
     def __init__(self, args, env=None, log: Path | None = None):
         self.log = log
         out = open(log, "ab") if log else subprocess.DEVNULL
-        self.proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            args, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def kill(self, sig=signal.SIGKILL):
         if self.proc.poll() is None:
@@ -51,8 +52,10 @@ class Process:
 
 
 def start_milvus(data_dir: Path, port: int, log: Path) -> Process:
-    process = Process([str(BIN / "milvus-lite"), "server", "--data-dir", str(data_dir), "--host", "127.0.0.1",
-                       "--port", str(port)], log=log)
+    process = Process(
+        [str(BIN / "milvus-lite"), "server", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port)],
+        log=log,
+    )
 
     def listening():
         with socket.socket() as s:
@@ -64,7 +67,9 @@ def start_milvus(data_dir: Path, port: int, log: Path) -> Process:
 
 def start_app(config: Path, port: int, log: Path, env=None) -> tuple[Process, str]:
     env = {"PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]), **(env or {})}
-    process = Process([str(BIN / "vectorfair"), "serve", "--config", str(config), "--port", str(port)], env=env, log=log)
+    process = Process(
+        [str(BIN / "vectorfair"), "serve", "--config", str(config), "--port", str(port)], env=env, log=log
+    )
     base = f"http://127.0.0.1:{port}"
 
     def healthy():

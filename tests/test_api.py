@@ -66,14 +66,17 @@ def test_openapi_has_a_typed_tag_per_demo(client):
 
 # -- items ------------------------------------------------------------------------------
 def test_add_files_and_records_with_per_item_failures(client):
-    r = client.post("/api/demos/fake/items", files=[
-        ("files", ("a.txt", b"apple orchard", "text/plain")),
-        ("files", ("bad.txt", b"FAIL please", "text/plain")),
-        ("files", ("binary.txt", b"\xff\xfe\xfa", "text/plain")),
-        ("files", ("empty.txt", b"", "text/plain")),
-        ("files", ("pic.gif", b"GIF89a", "image/gif")),
-        ("files", ("two.txt", b"first part\n---\nsecond part", "text/plain")),
-    ])
+    r = client.post(
+        "/api/demos/fake/items",
+        files=[
+            ("files", ("a.txt", b"apple orchard", "text/plain")),
+            ("files", ("bad.txt", b"FAIL please", "text/plain")),
+            ("files", ("binary.txt", b"\xff\xfe\xfa", "text/plain")),
+            ("files", ("empty.txt", b"", "text/plain")),
+            ("files", ("pic.gif", b"GIF89a", "image/gif")),
+            ("files", ("two.txt", b"first part\n---\nsecond part", "text/plain")),
+        ],
+    )
     assert r.status_code == 201, r.text
     body = r.json()
     assert len(body["ids"]) == 3  # one + two entries
@@ -93,13 +96,16 @@ def test_all_items_bad_is_422_and_nothing_lost(client):
     assert count(client) == 1
 
 
-@pytest.mark.parametrize("kwargs,status,words", [
-    ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, ["not valid JSON"]),
-    ({"json": {"records": []}}, 422, ["at least one record"]),
-    ({"json": {"rows": [{"text": "x"}]}}, 422, ["records"]),
-    ({"content": b"hello", "headers": {"content-type": "text/plain"}}, 415, ["multipart/form-data"]),
-    ({"data": {"other": "x"}, "files": [("something", ("a.txt", b"x", "text/plain"))]}, 422, ["files"]),
-])
+@pytest.mark.parametrize(
+    "kwargs,status,words",
+    [
+        ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, ["not valid JSON"]),
+        ({"json": {"records": []}}, 422, ["at least one record"]),
+        ({"json": {"rows": [{"text": "x"}]}}, 422, ["records"]),
+        ({"content": b"hello", "headers": {"content-type": "text/plain"}}, 415, ["multipart/form-data"]),
+        ({"data": {"other": "x"}, "files": [("something", ("a.txt", b"x", "text/plain"))]}, 422, ["files"]),
+    ],
+)
 def test_bad_item_requests_are_4xx(client, kwargs, status, words):
     add(client, "keep me")
     assert_error(client.post("/api/demos/fake/items", **kwargs), status, *words)
@@ -108,7 +114,9 @@ def test_bad_item_requests_are_4xx(client, kwargs, status, words):
 
 def test_same_content_is_stored_once(client):
     first = add(client, "alpha beta")
-    r = client.post("/api/demos/fake/items", json={"records": [{"text": "alpha beta", "tag": "t"}, {"text": "gamma", "tag": "t"}]})
+    r = client.post(
+        "/api/demos/fake/items", json={"records": [{"text": "alpha beta", "tag": "t"}, {"text": "gamma", "tag": "t"}]}
+    )
     assert r.status_code == 201
     assert r.json()["duplicates"] == first and first[0] in r.json()["ids"]
     assert count(client) == 2
@@ -187,16 +195,19 @@ def test_search_ranks_filters_and_scores(client):
     assert [h["fields"]["tag"] for h in filtered] == ["tech"]
 
 
-@pytest.mark.parametrize("body,words", [
-    ({"query": ""}, ["query"]),
-    ({"query": "   "}, ["blank"]),
-    ({"query": "x", "top_k": 0}, ["top_k"]),
-    ({"query": "x", "top_k": 10_000}, ["top_k"]),
-    ({"query": "x", "filter": {"colour": "red"}}, ["colour"]),
-    ({"query": "x", "filter": {"tag": ["a"]}}, ["tag"]),
-    ({"query": "x", "surprise": 1}, ["surprise"]),
-    ({"top_k": 3}, ["query"]),
-])
+@pytest.mark.parametrize(
+    "body,words",
+    [
+        ({"query": ""}, ["query"]),
+        ({"query": "   "}, ["blank"]),
+        ({"query": "x", "top_k": 0}, ["top_k"]),
+        ({"query": "x", "top_k": 10_000}, ["top_k"]),
+        ({"query": "x", "filter": {"colour": "red"}}, ["colour"]),
+        ({"query": "x", "filter": {"tag": ["a"]}}, ["tag"]),
+        ({"query": "x", "surprise": 1}, ["surprise"]),
+        ({"top_k": 3}, ["query"]),
+    ],
+)
 def test_bad_searches_are_422_with_a_reason(client, body, words):
     assert_error(client.post("/api/demos/fake/search", json=body), 422, *words)
 
@@ -238,7 +249,9 @@ def test_archive_job_with_one_bad_item(client, packer, suffix):
     assert job["errors"] == [{"name": "docs/bad.txt", "error": "this file asks to fail"}]
     assert count(client) == 40
     # Loading it again stores nothing twice.
-    job = wait_job(client, client.post("/api/demos/fake/jobs", files={"archive": (f"set.{suffix}", archive)}).json()["job_id"])
+    job = wait_job(
+        client, client.post("/api/demos/fake/jobs", files={"archive": (f"set.{suffix}", archive)}).json()["job_id"]
+    )
     assert job["duplicates"] == 40 and count(client) == 40
 
 
@@ -250,14 +263,19 @@ def test_one_long_file_loads_as_a_job_with_progress_inside_it(client):
     assert job["state"] == "succeeded" and job["label"] == "long.txt" and (job["total"], job["done"]) == (1, 1)
     assert job["step"] == {"item": "long.txt", "done": 25, "total": 25, "unit": "parts"}
     assert count(client) == 25
-    assert client.get(f"/api/demos/fake/items/{client.post('/api/demos/fake/search', json={'query': 'part3'}).json()['hits'][0]['id']}").json()["item"]
+    assert client.get(
+        f"/api/demos/fake/items/{client.post('/api/demos/fake/search', json={'query': 'part3'}).json()['hits'][0]['id']}"
+    ).json()["item"]
     assert not any(client.app.state.platform.uploads_dir.iterdir()), "the kept upload is removed once stored"
 
 
-@pytest.mark.parametrize("upload,status,words", [
-    (("movie.exe", b"MZ..."), 415, [".exe", ".txt"]),
-    (("empty.txt", b""), 422, ["empty"]),
-])
+@pytest.mark.parametrize(
+    "upload,status,words",
+    [
+        (("movie.exe", b"MZ..."), 415, [".exe", ".txt"]),
+        (("empty.txt", b""), 422, ["empty"]),
+    ],
+)
 def test_a_long_file_job_refuses_what_the_demo_cannot_take(client, upload, status, words):
     assert_error(client.post("/api/demos/fake/jobs", files={"file": upload}), status, *words)
     assert client.get("/api/jobs").json() == []
@@ -267,8 +285,10 @@ def test_entries_that_bring_their_vector_are_stored_without_encoding(client):
     from vectorfair_fake import CALLS
 
     CALLS["encode_batches"].clear()
-    r = client.post("/api/demos/fake/items", json={"records": [
-        {"text": "quince precomputed", "precomputed": True}, {"text": "kiwi encoded"}]})
+    r = client.post(
+        "/api/demos/fake/items",
+        json={"records": [{"text": "quince precomputed", "precomputed": True}, {"text": "kiwi encoded"}]},
+    )
     assert r.status_code == 201, r.text
     assert CALLS["encode_batches"] == [1], "only the record without a vector is encoded"
     hits = client.post("/api/demos/fake/search", json={"query": "quince precomputed"}).json()["hits"]
@@ -292,15 +312,18 @@ def test_job_events_stream_progress_then_end(client):
     assert all(kind == "progress" for kind, _ in events[:-1])
 
 
-@pytest.mark.parametrize("kwargs,status,words", [
-    ({"json": {"sample": False}}, 422, ["sample"]),
-    ({"json": {"sample": True, "extra": 1}}, 422, ["sample"]),
-    ({"files": {"archive": ("x.zip", b"this is not an archive at all")}}, 415, ["zip or tar"]),
-    ({"files": {"other": ("x.zip", zip_of({"a.txt": b"a"}))}}, 422, ["archive"]),
-    ({"files": {"archive": ("x.zip", zip_of({}))}}, 422, ["no files"]),
-    ({"files": {"archive": ("x.zip", zip_of({"a.txt": b"a"})[:30])}}, 422, ["damaged"]),
-    ({"content": b"x", "headers": {"content-type": "text/plain"}}, 415, ["archive"]),
-])
+@pytest.mark.parametrize(
+    "kwargs,status,words",
+    [
+        ({"json": {"sample": False}}, 422, ["sample"]),
+        ({"json": {"sample": True, "extra": 1}}, 422, ["sample"]),
+        ({"files": {"archive": ("x.zip", b"this is not an archive at all")}}, 415, ["zip or tar"]),
+        ({"files": {"other": ("x.zip", zip_of({"a.txt": b"a"}))}}, 422, ["archive"]),
+        ({"files": {"archive": ("x.zip", zip_of({}))}}, 422, ["no files"]),
+        ({"files": {"archive": ("x.zip", zip_of({"a.txt": b"a"})[:30])}}, 422, ["damaged"]),
+        ({"content": b"x", "headers": {"content-type": "text/plain"}}, 415, ["archive"]),
+    ],
+)
 def test_bad_job_requests_are_4xx(client, kwargs, status, words):
     assert_error(client.post("/api/demos/fake/jobs", **kwargs), status, *words)
     assert client.get("/api/jobs").json() == []
@@ -323,13 +346,23 @@ def test_stats_and_drop(client, settings):
     stats = client.get("/api/demos/fake/stats").json()
     index = {key: stats.pop(key) for key in ("backend", "index_type", "index_params", "search_params")}
     vectors, fields = stats.pop("vectors"), stats.pop("fields")
-    assert stats == {"demo": "fake", "count": 3, "collection": f"{settings.milvus.collection_prefix}_fake",
-                     "metric": "COSINE", "dim": 32, "active_jobs": 0}
+    assert stats == {
+        "demo": "fake",
+        "count": 3,
+        "collection": f"{settings.milvus.collection_prefix}_fake",
+        "metric": "COSINE",
+        "dim": 32,
+        "active_jobs": 0,
+    }
     assert index["index_type"] in ("FLAT", "HNSW")  # per backend: tests/test_store.py
-    assert [(v["name"], v["declared_kind"], v["kind"], v["dim"], v["index_type"]) for v in vectors] == \
-        [("vector", "float", "float", 32, index["index_type"])]
+    assert [(v["name"], v["declared_kind"], v["kind"], v["dim"], v["index_type"]) for v in vectors] == [
+        ("vector", "float", "float", 32, index["index_type"])
+    ]
     # The Filter's field has a scalar index (INVERTED on Lite and 2.4+, Trie on 2.3 servers).
-    assert [(f["name"], f["kind"], f["index"] is not None) for f in fields] == [("text", "str", False), ("tag", "str", True)]
+    assert [(f["name"], f["kind"], f["index"] is not None) for f in fields] == [
+        ("text", "str", False),
+        ("tag", "str", True),
+    ]
     r = client.delete("/api/demos/fake/items")
     assert r.status_code == 200 and count(client) == 0
     add(client, "a")
@@ -344,7 +377,9 @@ def test_request_body_limit_is_413(tmp_path):
 
     from .conftest import write_config
 
-    settings = load_settings(write_config(tmp_path, "[limits]\nmax_request_bytes = 1000\n[demos.fake]\nload_sample_on_start = false\n"))
+    settings = load_settings(
+        write_config(tmp_path, "[limits]\nmax_request_bytes = 1000\n[demos.fake]\nload_sample_on_start = false\n")
+    )
     with TestClient(create_app(settings)) as client:
         r = client.post("/api/demos/fake/items", files=[("files", ("big.txt", b"x" * 5000, "text/plain"))])
         assert_error(r, 413, "limit")
@@ -397,10 +432,17 @@ def test_a_file_of_records_is_split_into_items_with_row_errors(client):
     assert len(r.json()["ids"]) == 2
     assert r.json()["failed"] == [{"name": "set.lines line 2", "error": "a record needs a non-empty 'text'"}]
     # Rows are items of their own: the same row in another file is not stored again.
-    r = client.post("/api/demos/fake/items", files=[("files", ("other.lines", b"third line words\nfourth", "text/plain"))])
+    r = client.post(
+        "/api/demos/fake/items", files=[("files", ("other.lines", b"third line words\nfourth", "text/plain"))]
+    )
     assert len(r.json()["duplicates"]) == 1 and count(client) == 3
-    job = wait_job(client, client.post("/api/demos/fake/jobs", files={"archive": ("a.zip", zip_of({
-        "x.lines": b"alpha\nbeta\ngamma", "y.txt": b"delta"}))}).json()["job_id"])
+    job = wait_job(
+        client,
+        client.post(
+            "/api/demos/fake/jobs",
+            files={"archive": ("a.zip", zip_of({"x.lines": b"alpha\nbeta\ngamma", "y.txt": b"delta"}))},
+        ).json()["job_id"],
+    )
     assert job["total"] == 4 and job["done"] == 4
 
 
@@ -410,7 +452,9 @@ def test_search_carries_the_demo_summary(client):
 
 
 def test_same_content_twice_in_one_request(client):
-    r = client.post("/api/demos/fake/items", json={"records": [{"text": "twin"}, {"text": "twin"}, {"text": ""}, {"text": ""}]})
+    r = client.post(
+        "/api/demos/fake/items", json={"records": [{"text": "twin"}, {"text": "twin"}, {"text": ""}, {"text": ""}]}
+    )
     body = r.json()
     assert r.status_code == 201 and len(set(body["ids"])) == 1 and body["duplicates"] == body["ids"][:1]
     assert len(body["failed"]) == 2 and count(client) == 1
@@ -498,8 +542,12 @@ def test_the_same_upload_twice_at_the_same_moment_is_stored_once(tmp_path):
             answers = list(pool.map(lambda _: client.post("/api/demos/fake/items", files=files), range(2)))
         assert [a.status_code for a in answers] == [201, 201], [a.text for a in answers]
         assert all(len(a.json()["ids"]) == 12 for a in answers)
-        jobs = [client.post("/api/demos/fake/jobs", files={"archive": ("more.zip", archive, "application/zip")})
-                .json()["job_id"] for _ in range(2)]
+        jobs = [
+            client.post("/api/demos/fake/jobs", files={"archive": ("more.zip", archive, "application/zip")}).json()[
+                "job_id"
+            ]
+            for _ in range(2)
+        ]
         for job_id in jobs:
             while client.get(f"/api/jobs/{job_id}").json()["state"] in ("queued", "running"):
                 time.sleep(0.1)

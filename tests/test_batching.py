@@ -11,7 +11,6 @@ from fastapi.testclient import TestClient
 from vectorfair.api import create_app
 from vectorfair.batching import Batcher
 from vectorfair.settings import load_settings
-
 from vectorfair.testing import write_config
 
 
@@ -22,6 +21,7 @@ def slow_encoder(calls, delay=0.02):
             raise ValueError("poison")
         time.sleep(delay)
         return np.array([[float(p), 1.0] for p in payloads], dtype=np.float32)
+
     return encode
 
 
@@ -63,10 +63,15 @@ def test_a_lone_call_waits_at_most_max_wait():
 def test_concurrent_http_searches_are_batched_when_enabled(tmp_path, batching):
     from vectorfair_fake import CALLS
 
-    config = write_config(tmp_path, plugins="fake", body="[demos.fake]\nload_sample_on_start = false\nencode_delay = 0.05\n"
-                          f"[encoders]\nbatching = {str(batching).lower()}\nmax_wait_ms = 20\n")
+    config = write_config(
+        tmp_path,
+        plugins="fake",
+        body="[demos.fake]\nload_sample_on_start = false\nencode_delay = 0.05\n"
+        f"[encoders]\nbatching = {str(batching).lower()}\nmax_wait_ms = 20\n",
+    )
     with TestClient(create_app(load_settings(config))) as client:
         client.post("/api/demos/fake/items", json={"records": [{"text": f"word{i} shared"} for i in range(5)]})
+
         def one(n):
             r = client.post("/api/demos/fake/search", json={"query": f"word{n % 5} shared", "top_k": 3})
             return r.status_code, [(h["title"], round(h["score"], 5)) for h in r.json()["hits"]]

@@ -15,8 +15,13 @@ def test_a_wrong_encoder_dimension_is_named(tmp_path, monkeypatch):
     from vectorfair_fake import FakeDemo
 
     real = FakeDemo.encode
-    monkeypatch.setattr(FakeDemo, "encode", lambda self, payloads: real(self, payloads)[:, :-1]
-                        if len(payloads) > 1 and payloads[0] != "x" else real(self, payloads))
+    monkeypatch.setattr(
+        FakeDemo,
+        "encode",
+        lambda self, payloads: (
+            real(self, payloads)[:, :-1] if len(payloads) > 1 and payloads[0] != "x" else real(self, payloads)
+        ),
+    )
     with pytest.raises(AssertionError, match="did not load cleanly|encode returned"):
         check_conformance(tmp_path, "fake")
 

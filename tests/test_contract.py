@@ -44,8 +44,9 @@ def plugin_of(*classes):
 
 def app_with(tmp_path, *classes, body=""):
     names = ",".join(cls.name for cls in classes)
-    config = write_config(tmp_path, body + "".join(f"[demos.{c.name}]\nload_sample_on_start = false\n" for c in classes),
-                          plugins="none")
+    config = write_config(
+        tmp_path, body + "".join(f"[demos.{c.name}]\nload_sample_on_start = false\n" for c in classes), plugins="none"
+    )
     settings = load_settings(config)
     settings.enable_unlisted_demos = True
     assert names
@@ -65,15 +66,18 @@ def test_what_a_demo_takes_follows_from_what_it_defines():
     assert "parse_upload is defined but accepts is empty" in " ".join(problems(Files))
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"inputs": ("image",)}, "inputs names image but parse_query_file is not defined"),
-    ({"fields": (ScalarField("title"),)}, "field name 'title' is reserved by the core"),
-    ({"vectors": ()}, "no vector field"),
-    ({"vectors": (VectorField("fp", "binary", 12, "JACCARD"),)}, "must be a multiple of 8"),
-    ({"vectors": (VectorField(dim=4, metric="JACCARD"),)}, "metric 'JACCARD' does not apply to float vectors"),
-    ({"vectors": (VectorField(dim=4), VectorField(dim=8))}, "field name 'vector' is declared twice"),
-    ({"accepts": ("CSV",)}, "give lower-case suffixes with the dot"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"inputs": ("image",)}, "inputs names image but parse_query_file is not defined"),
+        ({"fields": (ScalarField("title"),)}, "field name 'title' is reserved by the core"),
+        ({"vectors": ()}, "no vector field"),
+        ({"vectors": (VectorField("fp", "binary", 12, "JACCARD"),)}, "must be a multiple of 8"),
+        ({"vectors": (VectorField(dim=4, metric="JACCARD"),)}, "metric 'JACCARD' does not apply to float vectors"),
+        ({"vectors": (VectorField(dim=4), VectorField(dim=8))}, "field name 'vector' is declared twice"),
+        ({"accepts": ("CSV",)}, "give lower-case suffixes with the dot"),
+    ],
+)
 def test_contract_problems_say_what_to_do(change, message):
     broken = type("Broken", (Notes,), change)
     assert message in " ".join(problems(broken))
@@ -83,7 +87,9 @@ def test_a_filter_member_must_match_a_field_unless_the_demo_writes_the_expressio
     class Misspelled(DemoFilter):
         star_min: int | None = None
 
-    assert "Filter member 'star_min' matches no field" in " ".join(problems(type("F", (Notes,), {"Filter": Misspelled})))
+    assert "Filter member 'star_min' matches no field" in " ".join(
+        problems(type("F", (Notes,), {"Filter": Misspelled}))
+    )
 
     class Written(Notes):
         Filter = Misspelled
@@ -102,8 +108,9 @@ def test_default_filter_expression_matches_fields_by_name():
         tags: list[str] | None = None
 
     expression = matching(Notes.fields, NotesFilter(text='say "hi"', stars_min=2, stars_max=4, tags=["a", "b"]))
-    assert expression == ('(text == "say \\"hi\\"") and (stars >= 2) and (stars <= 4) and '
-                          '(array_contains_any(tags, ["a", "b"]))')
+    assert expression == (
+        '(text == "say \\"hi\\"") and (stars >= 2) and (stars <= 4) and (array_contains_any(tags, ["a", "b"]))'
+    )
     assert matching(Notes.fields, NotesFilter()) == ""
 
 
@@ -128,12 +135,14 @@ def test_encoder_errors_name_the_cause(tmp_path):
         name = "wrong"
 
         def encode(self, payloads):
-            return [np.full(3 if p == "short" else 4, np.nan if p == "nan" else 1.0, dtype=np.float32)
-                    for p in payloads]
+            return [
+                np.full(3 if p == "short" else 4, np.nan if p == "nan" else 1.0, dtype=np.float32) for p in payloads
+            ]
 
     with TestClient(app_with(tmp_path, Wrong)) as client:
-        body = client.post("/api/demos/wrong/items", json={"records": [
-            {"text": "short"}, {"text": "nan"}, {"text": "fine"}]}).json()
+        body = client.post(
+            "/api/demos/wrong/items", json={"records": [{"text": "short"}, {"text": "nan"}, {"text": "fine"}]}
+        ).json()
         errors = {f["name"]: f["error"] for f in body["failed"]}
         assert len(body["ids"]) == 1
         assert "has dim 4: the encoder returned shape (3,)" in errors["records[0]"]

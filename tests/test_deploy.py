@@ -34,11 +34,15 @@ def test_every_image_is_pinned_and_every_service_has_a_health_check():
 
 def test_start_order_waits_for_healthy_dependencies():
     services = COMPOSE["services"]
-    assert services["milvus"]["depends_on"] == {"etcd": {"condition": "service_healthy"},
-                                                "minio": {"condition": "service_healthy"}}
+    assert services["milvus"]["depends_on"] == {
+        "etcd": {"condition": "service_healthy"},
+        "minio": {"condition": "service_healthy"},
+    }
     for app in ("app", "app2"):
-        assert services[app]["depends_on"] == {"milvus": {"condition": "service_healthy"},
-                                               "minio": {"condition": "service_healthy"}}
+        assert services[app]["depends_on"] == {
+            "milvus": {"condition": "service_healthy"},
+            "minio": {"condition": "service_healthy"},
+        }
 
 
 @pytest.mark.parametrize("name", ["app", "app2"])
@@ -63,7 +67,9 @@ def test_dockerfile_installs_cpu_torch_with_everything_that_needs_it():
     text = (ROOT / "Dockerfile").read_text()
     install = re.search(r"RUN pip install(.+?)(?:\n\S|\Z)", text, re.S).group(1)
     assert "torch==2.13.0" in install and "/whl/cpu" in install and "-e '.[s3]'" in install and "plugins/" in install
-    assert "requirements-nodeps.txt" in install and "|| exit 1" in install, "a failing --no-deps install must fail the build"
+    assert "requirements-nodeps.txt" in install and "|| exit 1" in install, (
+        "a failing --no-deps install must fail the build"
+    )
     assert "; true" not in install
 
 

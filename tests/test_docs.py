@@ -109,8 +109,13 @@ def doc_entries(path: Path) -> list[DocEntry]:
         if title:
             level = len(title.group(1))
             headings = [(lvl, names) for lvl, names in headings if lvl < level]
-            heading = DocEntry(number, names_in(title.group(2)), SPAN.findall(title.group(2)),
-                               {n for _, names in headings for n in names}, False)
+            heading = DocEntry(
+                number,
+                names_in(title.group(2)),
+                SPAN.findall(title.group(2)),
+                {n for _, names in headings for n in names},
+                False,
+            )
             entries.append(heading)
             headings.append((level, heading.names))
             continue
@@ -122,10 +127,16 @@ def doc_entries(path: Path) -> list[DocEntry]:
             header = [cell.lower() for cell in cells_of(lines[number - 2])]
             continue
         cells = cells_of(line)
-        entries.append(DocEntry(
-            number, names_in(cells[0]), SPAN.findall(line), {n for _, names in headings for n in names},
-            any(SPAN.search(cell) for cell in cells[1:]), dict(zip(header, cells, strict=False)),
-        ))
+        entries.append(
+            DocEntry(
+                number,
+                names_in(cells[0]),
+                SPAN.findall(line),
+                {n for _, names in headings for n in names},
+                any(SPAN.search(cell) for cell in cells[1:]),
+                dict(zip(header, cells, strict=False)),
+            )
+        )
     return entries
 
 
@@ -160,15 +171,28 @@ def public_members(cls: type) -> set[str]:
 def instance_attributes(cls: type) -> set[str]:
     """Public attributes the class's own methods set on `self` (`Demo.options`)."""
     tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    return {node.attr for node in ast.walk(tree)
-            if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store)
-            and isinstance(node.value, ast.Name) and node.value.id == "self" and not node.attr.startswith("_")}
+    return {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.ctx, ast.Store)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "self"
+        and not node.attr.startswith("_")
+    }
 
 
 CLASSES: dict[type, tuple[str, ...]] = {
-    Demo: ("Demo",), Entry: ("Entry",), Upload: ("Upload",), Media: ("Media",), Hit: ("Hit",),
-    DemoOptions: ("DemoOptions",), DemoFilter: ("DemoFilter",), ScalarField: ("ScalarField",),
-    VectorField: ("VectorField",), Nearest: ("Nearest", "nearest"),
+    Demo: ("Demo",),
+    Entry: ("Entry",),
+    Upload: ("Upload",),
+    Media: ("Media",),
+    Hit: ("Hit",),
+    DemoOptions: ("DemoOptions",),
+    DemoFilter: ("DemoFilter",),
+    ScalarField: ("ScalarField",),
+    VectorField: ("VectorField",),
+    Nearest: ("Nearest", "nearest"),
 }
 
 
@@ -192,12 +216,14 @@ def test_the_demo_members_are_found():
     assert {member for owner, member, _ in members_to_document() if owner == "Nearest"} == {"stored"}
 
 
-@pytest.mark.parametrize("owner, member, owners", members_to_document(),
-                         ids=[f"{o}.{m}" for o, m, _ in members_to_document()])
+@pytest.mark.parametrize(
+    "owner, member, owners", members_to_document(), ids=[f"{o}.{m}" for o, m, _ in members_to_document()]
+)
 def test_every_public_member_has_an_entry(guide, owner, member, owners):
     assert has_entry(guide, member, owners), (
         f"{owner}.{member} has no entry in {GUIDE.name}: add a table row whose first cell is `{member}` (with an "
-        f"example in another cell) or a heading naming it, under the section of `{owners[0]}`")
+        f"example in another cell) or a heading naming it, under the section of `{owners[0]}`"
+    )
 
 
 def test_the_nearest_call_has_an_entry(guide):
@@ -210,8 +236,11 @@ def test_every_exported_name_has_an_entry(guide, name):
 
 
 def helpers_of_testing() -> list[str]:
-    return sorted(name for name, value in vars(testing).items() if not name.startswith("_") and callable(value)
-                  and getattr(value, "__module__", "") == testing.__name__)
+    return sorted(
+        name
+        for name, value in vars(testing).items()
+        if not name.startswith("_") and callable(value) and getattr(value, "__module__", "") == testing.__name__
+    )
 
 
 @pytest.mark.parametrize("name", helpers_of_testing())
@@ -219,8 +248,11 @@ def test_every_testing_helper_has_an_entry(guide, name):
     assert has_entry(guide, name), f"vectorfair.testing.{name} has no entry in {GUIDE.name}"
 
 
-@pytest.mark.parametrize("owner, kind", [("ScalarField", kind) for kind in typing.get_args(ScalarKind)]
-                         + [("VectorField", kind) for kind in typing.get_args(VectorKind)])
+@pytest.mark.parametrize(
+    "owner, kind",
+    [("ScalarField", kind) for kind in typing.get_args(ScalarKind)]
+    + [("VectorField", kind) for kind in typing.get_args(VectorKind)],
+)
 def test_every_field_kind_has_an_entry(guide, owner, kind):
     assert has_entry(guide, kind, (owner,)), f'{owner} kind "{kind}" has no row under the `{owner}` section'
 
@@ -249,8 +281,7 @@ def message_pattern(node: ast.AST) -> str:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return re.escape(re.sub(r"\s+", " ", node.value))
     if isinstance(node, ast.JoinedStr):
-        return "".join(message_pattern(part) if isinstance(part, ast.Constant) else PLACEHOLDER
-                       for part in node.values)
+        return "".join(message_pattern(part) if isinstance(part, ast.Constant) else PLACEHOLDER for part in node.values)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
         return message_pattern(node.left) + message_pattern(node.right)
     if isinstance(node, ast.IfExp):
@@ -268,9 +299,14 @@ def check_messages() -> list[tuple[str, str]]:
         for function in (node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name in functions):
             for node in ast.walk(function):
                 messages: list[ast.AST] = []
-                if isinstance(node, ast.Call) and node.args and (
+                if (
+                    isinstance(node, ast.Call)
+                    and node.args
+                    and (
                         (isinstance(node.func, ast.Attribute) and node.func.attr == "append")
-                        or (isinstance(node.func, ast.Name) and node.func.id == "VectorRejected")):
+                        or (isinstance(node.func, ast.Name) and node.func.id == "VectorRejected")
+                    )
+                ):
                     messages.append(node.args[0])
                 elif isinstance(node, ast.Return) and isinstance(node.value, ast.List):
                     messages += node.value.elts
@@ -289,9 +325,11 @@ def readable(pattern: str) -> str:
 def test_the_check_messages_are_found():
     patterns = [pattern for _, pattern in check_messages()]
     assert len(patterns) >= 30, patterns
-    for message in ("vector field 'vector': the encoder returned NaN or infinite values",
-                    "field name 'title' is reserved by the core (created, id); rename it",
-                    "vector field 'w': sparse index 5000 is not a whole number from 0 to 4095"):
+    for message in (
+        "vector field 'vector': the encoder returned NaN or infinite values",
+        "field name 'title' is reserved by the core (created, id); rename it",
+        "vector field 'w': sparse index 5000 is not a whole number from 0 to 4095",
+    ):
         assert any(re.fullmatch(pattern, message) for pattern in patterns), message
 
 
@@ -301,7 +339,8 @@ def test_every_check_message_is_quoted(where, pattern):
     spans = SPAN.findall(GUIDE.read_text())
     assert any(re.search(pattern, span) for span in spans), (
         f"{GUIDE.name} does not quote the message of {where}: add `{readable(pattern)}` (with example values) "
-        "to section 10")
+        "to section 10"
+    )
 
 
 # -- no stale references -----------------------------------------------------------------------
@@ -371,13 +410,15 @@ def test_every_settings_key_has_a_row_with_its_default(key):
     shown = SPAN.findall(row.cells.get("default", ""))
     if not shown:
         assert expected is None or isinstance(expected, (dict, list)), (
-            f"{SETTINGS.name}:{row.line}: give {key}'s default as a TOML literal in backticks")
+            f"{SETTINGS.name}:{row.line}: give {key}'s default as a TOML literal in backticks"
+        )
         return
     value = tomllib.loads(f"value = {shown[0]}")["value"]
     if isinstance(expected, Path):
         value = Path(value)
     assert value == expected and type(value) is type(expected), (
-        f"{SETTINGS.name}:{row.line}: {key} shows default {shown[0]}, the code has {expected!r}")
+        f"{SETTINGS.name}:{row.line}: {key} shows default {shown[0]}, the code has {expected!r}"
+    )
 
 
 def test_the_settings_reference_has_no_stale_key():

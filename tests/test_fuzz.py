@@ -27,8 +27,13 @@ from .live import free_port, start_app, wait_for
 
 ADMIN_KEY = "fuzz-admin-key"
 EXAMPLES = int(os.environ.get("VECTORFAIR_FUZZ_EXAMPLES", "5"))
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
-          negative_data_rejection]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    negative_data_rejection,
+]
 SENT: dict[str, int] = {}
 
 
@@ -39,12 +44,17 @@ REAL_DEMOS = ("qa_chatbot", "image_search", "molecule_search", "audio_search", "
 
 
 def portal_config(root: Path) -> Path:
-    return write_config(root, (
-        "[demos.fake]\nload_sample_on_start = true\n"
-        + "".join(f"[demos.{name}]\nload_sample_on_start = false\n" for name in REAL_DEMOS)
-        + f'[admin]\napi_key = "{ADMIN_KEY}"\n'
-        '[visitors]\nseparate = true\nsecret = "fuzz"\nmax_items = 50\n'
-        "[limits]\nmax_request_bytes = 1048576\n"), plugins=PLUGINS)
+    return write_config(
+        root,
+        (
+            "[demos.fake]\nload_sample_on_start = true\n"
+            + "".join(f"[demos.{name}]\nload_sample_on_start = false\n" for name in REAL_DEMOS)
+            + f'[admin]\napi_key = "{ADMIN_KEY}"\n'
+            '[visitors]\nseparate = true\nsecret = "fuzz"\nmax_items = 50\n'
+            "[limits]\nmax_request_bytes = 1048576\n"
+        ),
+        plugins=PLUGINS,
+    )
 
 
 def served_schema() -> dict:
@@ -84,8 +94,9 @@ def fuzz(case, base_url: str, who: str) -> None:
     SENT[key] = SENT.get(key, 0) + 1
 
 
-FUZZ_SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
-                         suppress_health_check=list(HealthCheck))
+FUZZ_SETTINGS = settings(
+    max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
 
 
 @pytest.mark.slow

@@ -14,8 +14,7 @@ DOCS = Path(__file__).parents[1] / "docs" / "plugin_hooks.md"
 
 
 def _hooks():
-    return {name: fn for name, fn in vars(hookspecs).items()
-            if callable(fn) and hasattr(fn, "vectorfair_spec")}
+    return {name: fn for name, fn in vars(hookspecs).items() if callable(fn) and hasattr(fn, "vectorfair_spec")}
 
 
 def test_every_hook_has_a_docstring_a_test_and_a_documented_signature():

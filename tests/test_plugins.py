@@ -26,8 +26,9 @@ def test_allowlist_restricts_plugins(tmp_path, monkeypatch):
 
 
 def test_broken_plugins_are_reported_and_the_rest_start(tmp_path, caplog):
-    settings = load_settings(write_config(tmp_path, "[demos.fake]\nload_sample_on_start = false\n",
-                                          plugins="fake,broken,badcontract"))
+    settings = load_settings(
+        write_config(tmp_path, "[demos.fake]\nload_sample_on_start = false\n", plugins="fake,broken,badcontract")
+    )
     caplog.set_level(logging.ERROR, "vectorfair.plugins")
     with TestClient(create_app(settings)) as client:
         plugins = {p["name"]: p for p in client.get("/api/plugins").json()}

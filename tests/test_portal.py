@@ -22,11 +22,17 @@ ADMIN = {"X-API-Key": "test-admin-key"}
 
 
 def portal_settings(tmp_path, extra: str = ""):
-    return load_settings(write_config(tmp_path, (
-        "[demos.fake]\nload_sample_on_start = false\n"
-        "[admin]\napi_key = \"test-admin-key\"\n"
-        # `extra` may go on with [visitors] keys or start sections of its own.
-        "[visitors]\nseparate = true\nsecret = \"s3cret-for-tests\"\n" + extra)))
+    return load_settings(
+        write_config(
+            tmp_path,
+            (
+                "[demos.fake]\nload_sample_on_start = false\n"
+                '[admin]\napi_key = "test-admin-key"\n'
+                # `extra` may go on with [visitors] keys or start sections of its own.
+                '[visitors]\nseparate = true\nsecret = "s3cret-for-tests"\n' + extra
+            ),
+        )
+    )
 
 
 def wait_job(client, job_id, headers=None, timeout=60):
@@ -138,8 +144,14 @@ def test_quotas_refuse_what_does_not_fit_and_keep_what_is_stored(tmp_path):
     app = create_app(portal_settings(tmp_path, "max_items = 3\nmax_bytes = 100\n"))
     with TestClient(app) as a:
         first = upload(a, "one.txt", "lynx one")["ids"]
-        r = a.post("/api/demos/fake/items", files=[("files", ("two.txt", b"lynx two")), ("files", ("three.txt", b"lynx three")),
-                                                   ("files", ("four.txt", b"lynx four"))])
+        r = a.post(
+            "/api/demos/fake/items",
+            files=[
+                ("files", ("two.txt", b"lynx two")),
+                ("files", ("three.txt", b"lynx three")),
+                ("files", ("four.txt", b"lynx four")),
+            ],
+        )
         assert r.status_code == 201 and len(r.json()["ids"]) == 2
         assert r.json()["failed"][0]["name"] == "four.txt" and "quota" in r.json()["failed"][0]["error"]
         r = a.post("/api/demos/fake/items", json={"records": [{"text": "lynx five"}]})
@@ -154,7 +166,10 @@ def test_quotas_refuse_what_does_not_fit_and_keep_what_is_stored(tmp_path):
         assert a.get("/api/demos/fake/stats").json()["count"] == 3
         # Other visitors and the admin have their own room.
         assert upload(visitor(app), "x.txt", "lynx other")["ids"]
-        assert a.post("/api/demos/fake/items", json={"records": [{"text": "shared lynx"}]}, headers=ADMIN).status_code == 201
+        assert (
+            a.post("/api/demos/fake/items", json={"records": [{"text": "shared lynx"}]}, headers=ADMIN).status_code
+            == 201
+        )
 
 
 def test_parallel_uploads_of_one_visitor_share_one_quota(tmp_path):
@@ -185,10 +200,14 @@ def test_visitor_data_expires_and_unused_files_go_with_it(tmp_path):
         load_sample(a)
         platform = app.state.platform
         # The admin holds the same bytes as shared data: that file must stay.
-        shared = a.post("/api/demos/fake/items", files={"files": ("s.txt", b"heron shared text")}, headers=ADMIN).json()["ids"][0]
+        shared = a.post(
+            "/api/demos/fake/items", files={"files": ("s.txt", b"heron shared text")}, headers=ADMIN
+        ).json()["ids"][0]
         mine = upload(a, "h.txt", "heron shared text")["ids"][0]
         alone = upload(a, "g.txt", "gannet only mine")["ids"][0]
-        failed_job = a.post("/api/demos/fake/jobs", files={"archive": ("f.zip", zip_of({"bad.txt": b"FAIL me"}))}).json()["job_id"]
+        failed_job = a.post(
+            "/api/demos/fake/jobs", files={"archive": ("f.zip", zip_of({"bad.txt": b"FAIL me"}))}
+        ).json()["job_id"]
         assert wait_job(a, failed_job)["state"] == "succeeded"
         row = platform.store.get(platform.demos["fake"], alone)
         assert platform.media.path(row["media"]) is not None
@@ -223,8 +242,11 @@ def test_a_visitor_may_hold_only_a_few_jobs(tmp_path):
 
 def test_admin_routes_need_the_key(portal):
     app, a = portal
-    for method, route, body in (("DELETE", "/api/demos/fake/items", None), ("POST", "/api/demos/fake/reload", None),
-                                ("POST", "/api/demos/fake/jobs", {"sample": True})):
+    for method, route, body in (
+        ("DELETE", "/api/demos/fake/items", None),
+        ("POST", "/api/demos/fake/reload", None),
+        ("POST", "/api/demos/fake/jobs", {"sample": True}),
+    ):
         r = a.request(method, route, json=body)
         assert r.status_code == 401 and "X-API-Key" in r.json()["detail"], (route, r.text)
         r = a.request(method, route, json=body, headers={"X-API-Key": "wrong"})
@@ -291,19 +313,28 @@ def test_metrics_count_requests_batches_and_jobs(portal):
 
 def test_no_route_takes_a_filesystem_path(portal):
     app, _ = portal
-    names = {p["name"].lower() for op in app.openapi()["paths"].values() for spec in op.values()
-             for p in spec.get("parameters", [])}
+    names = {
+        p["name"].lower()
+        for op in app.openapi()["paths"].values()
+        for spec in op.values()
+        for p in spec.get("parameters", [])
+    }
     assert not names & {"path", "file", "filename", "dir", "directory", "filepath"}, names
 
 
 def test_json_logs_carry_the_request_id(tmp_path, procs):
-    config = write_config(tmp_path, "[demos.fake]\nload_sample_on_start = false\n[serve]\nlog_format = \"json\"\n")
+    config = write_config(tmp_path, '[demos.fake]\nload_sample_on_start = false\n[serve]\nlog_format = "json"\n')
     log = tmp_path / "app.log"
     process, base = start_app(config, free_port(), log)
     procs.append(process)
     wait_for(lambda: httpx.get(f"{base}/readyz").status_code == 200, timeout=60)
     given = uuid.uuid4().hex
-    assert httpx.post(f"{base}/api/demos/fake/search", json={"query": "apple"}, headers={"X-Request-ID": given}).status_code == 200
+    assert (
+        httpx.post(
+            f"{base}/api/demos/fake/search", json={"query": "apple"}, headers={"X-Request-ID": given}
+        ).status_code
+        == 200
+    )
 
     def access_lines():
         lines = [line for line in log.read_text().splitlines() if line.startswith("{") and line.endswith("}")]

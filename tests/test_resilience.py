@@ -120,7 +120,9 @@ def test_restart_keeps_data(tmp_path, procs):
 
 def test_job_cut_off_by_a_kill_resumes_without_duplicates(tmp_path, procs):
     config = write_config(
-        tmp_path, "[jobs]\nbatch_size = 10\n[demos.fake]\nload_sample_on_start = false\nsample_size = 300\nencode_delay = 0.2\n")
+        tmp_path,
+        "[jobs]\nbatch_size = 10\n[demos.fake]\nload_sample_on_start = false\nsample_size = 300\nencode_delay = 0.2\n",
+    )
     port = free_port()
     app, base = start_app(config, port, tmp_path / "app.log")
     wait_for(lambda: httpx.get(f"{base}/readyz").status_code == 200, 30, what="ready")
@@ -130,8 +132,11 @@ def test_job_cut_off_by_a_kill_resumes_without_duplicates(tmp_path, procs):
 
     app, base = start_app(config, port, tmp_path / "app2.log")
     procs.append(app)
-    job = wait_for(lambda: (j := httpx.get(f"{base}/api/jobs/{job_id}").json())["state"] == "succeeded" and j,
-                   120, what="resumed job to finish")
+    job = wait_for(
+        lambda: (j := httpx.get(f"{base}/api/jobs/{job_id}").json())["state"] == "succeeded" and j,
+        120,
+        what="resumed job to finish",
+    )
     assert job["resumed"] == 1 and job["failed"] == 0
     assert job["duplicates"] >= 50  # the items stored before the kill were skipped, not stored again
     # Every sample item is there under its own key (one row each), and there

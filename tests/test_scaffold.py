@@ -31,8 +31,12 @@ def test_new_plugin_installs_and_its_tests_pass(tmp_path):
     try:
         listed = subprocess.run([str(BIN / "vectorfair"), "plugins"], capture_output=True, text=True, cwd=tmp_path)
         assert "word_finder" in listed.stdout, listed.stdout + listed.stderr
-        tests = subprocess.run([str(BIN / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", str(package / "tests")],
-                               capture_output=True, text=True, cwd=package)
+        tests = subprocess.run(
+            [str(BIN / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", str(package / "tests")],
+            capture_output=True,
+            text=True,
+            cwd=package,
+        )
         assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-2000:]
         assert "2 passed" in tests.stdout
     finally:

@@ -24,8 +24,13 @@ def server_with_authentication(milvus_backend, tmp_path):
     if milvus_backend.server is None:
         pytest.skip("the Milvus server was not started by this test session, so it cannot be swapped")
     milvus_backend.server.stop()
-    server = MilvusServer(tmp_path / "auth", free_port(), extra_args=("--authorization-enabled", "true"),
-                          token=TOKEN, log=tmp_path / "milvus-auth.log")
+    server = MilvusServer(
+        tmp_path / "auth",
+        free_port(),
+        extra_args=("--authorization-enabled", "true"),
+        token=TOKEN,
+        log=tmp_path / "milvus-auth.log",
+    )
     try:
         yield server.start()
     finally:
@@ -48,8 +53,13 @@ def test_token_from_the_environment_and_a_wrong_one(server_with_authentication, 
 
     for token in ("root:wrong-password", ""):
         env = {**os.environ, "PYTHONPATH": str(FIXTURES), "VECTORFAIR_MILVUS__TOKEN": token}
-        result = subprocess.run([str(BIN / "vectorfair"), "serve", "--config", str(config), "--port", str(free_port())],
-                                env=env, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [str(BIN / "vectorfair"), "serve", "--config", str(config), "--port", str(free_port())],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         output = result.stdout + result.stderr
         assert result.returncode == 2, output
         assert "Milvus refused the credentials" in output and "VECTORFAIR_MILVUS__TOKEN" in output, output

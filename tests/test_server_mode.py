@@ -37,8 +37,10 @@ def app_in(root, name, milvus_uri, s3_port):
     text = re.sub(r'collection_prefix = "[^"]*"\n', "", text)
     config.write_text(text.replace("[milvus]\n", f'[milvus]\ncollection_prefix = "{collection_prefix_for(root)}"\n'))
     env = {
-        "VECTORFAIR_MEDIA__BACKEND": "s3", "VECTORFAIR_MEDIA__ENDPOINT_URL": f"http://127.0.0.1:{s3_port}",
-        "VECTORFAIR_MEDIA__BUCKET": "vectorfair-test", "VECTORFAIR_MEDIA__ACCESS_KEY": "test",
+        "VECTORFAIR_MEDIA__BACKEND": "s3",
+        "VECTORFAIR_MEDIA__ENDPOINT_URL": f"http://127.0.0.1:{s3_port}",
+        "VECTORFAIR_MEDIA__BUCKET": "vectorfair-test",
+        "VECTORFAIR_MEDIA__ACCESS_KEY": "test",
         "VECTORFAIR_MEDIA__SECRET_KEY": "test",
     }
     return start_app(config, free_port(), folder / "app.log", env=env)
@@ -58,15 +60,21 @@ def test_two_app_processes_share_milvus_and_media(tmp_path, procs, milvus_backen
     second, b = app_in(tmp_path, "b", milvus_uri, s3_port)
     procs.append(second)
     for base in (a, b):
-        wait_for(lambda: httpx.get(f"{base}/readyz").status_code == 200, 60, what=f"{base} ready")
+        wait_for(lambda base=base: httpx.get(f"{base}/readyz").status_code == 200, 60, what=f"{base} ready")
 
     text = b"shared media across processes\n---\nsecond part of the shared file"
     r = httpx.post(f"{a}/api/demos/fake/items", files={"files": ("shared.txt", text)}, timeout=60)
     assert r.status_code == 201, r.text
     # Another process's write is seen within Milvus's time tick (Session
     # consistency guarantees a process only its own writes at once).
-    hits = wait_for(lambda: httpx.post(f"{b}/api/demos/fake/search", json={"query": "shared media processes"},
-                                       timeout=30).json()["hits"], 5, interval=0.05, what="b to see a's item")
+    hits = wait_for(
+        lambda: httpx.post(f"{b}/api/demos/fake/search", json={"query": "shared media processes"}, timeout=30).json()[
+            "hits"
+        ],
+        5,
+        interval=0.05,
+        what="b to see a's item",
+    )
     assert hits[0]["title"] == "shared.txt#0", "process b finds what process a stored"
     media = httpx.get(f"{b}{hits[0]['media_url']}", timeout=30)
     assert media.status_code == 200 and media.content == text and media.headers["content-type"].startswith("text/plain")
@@ -77,8 +85,12 @@ def test_two_app_processes_share_milvus_and_media(tmp_path, procs, milvus_backen
     job = httpx.post(f"{b}/api/demos/fake/jobs", json={"sample": True}, timeout=30).json()
     done = wait_for(lambda: (j := httpx.get(f"{b}/api/jobs/{job['job_id']}").json())["state"] == "succeeded" and j, 60)
     assert done["done"] == 20
-    wait_for(lambda: httpx.get(f"{a}/api/demos/fake/stats").json()["count"] == 22, 5, interval=0.05,
-             what="a to count b's job")
+    wait_for(
+        lambda: httpx.get(f"{a}/api/demos/fake/stats").json()["count"] == 22,
+        5,
+        interval=0.05,
+        what="a to count b's job",
+    )
     again = httpx.post(f"{b}/api/demos/fake/items", files={"files": ("copy.txt", text)}, timeout=60).json()
     assert again["duplicates"] == again["ids"] and len(again["ids"]) == 1
     # Each process keeps its own job records.

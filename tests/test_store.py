@@ -45,10 +45,12 @@ def test_filtered_search_matches_brute_force(store_and_demo, milvus_backend):
     vectors = rng.normal(size=(2000, demo.dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     tags = rng.choice(["a", "b", "c", "d"], size=len(vectors))
-    rows = [{"id": f"r{i}", "vector": v, "item": f"r{i}", "tenant": "public", "title": f"row {i}", "text": "", "tag": t}
-            for i, (v, t) in enumerate(zip(vectors, tags))]
+    rows = [
+        {"id": f"r{i}", "vector": v, "item": f"r{i}", "tenant": "public", "title": f"row {i}", "text": "", "tag": t}
+        for i, (v, t) in enumerate(zip(vectors, tags))
+    ]
     for start in range(0, len(rows), 500):
-        store.insert(demo, rows[start:start + 500])
+        store.insert(demo, rows[start : start + 500])
     assert store.count(demo) == 2000
     assert store.count(demo, 'tag == "a"') == int((tags == "a").sum())
     if milvus_backend.is_server:
@@ -66,8 +68,9 @@ def test_filtered_search_matches_brute_force(store_and_demo, milvus_backend):
         ids = [h["id"] for h in got]
         index_of = {f"r{i}": i for i in range(len(vectors))}
         assert all(tags[index_of[i]] == tag for i in ids), "a hit outside the filter"
-        np.testing.assert_allclose([h["distance"] for h in got], [scores[index_of[i]] for i in ids],
-                                   rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            [h["distance"] for h in got], [scores[index_of[i]] for i in ids], rtol=1e-4, atol=1e-5
+        )
         if not milvus_backend.is_server:
             assert ids == [f"r{i}" for i in expected]
         found += len(set(ids) & {f"r{i}" for i in expected})
@@ -77,7 +80,9 @@ def test_filtered_search_matches_brute_force(store_and_demo, milvus_backend):
 
 def test_delete_is_reflected_in_count(store_and_demo):
     store, demo = store_and_demo
-    store.insert(demo, [{"id": f"x{i}", "vector": np.ones(demo.dim), "item": f"x{i}", "tenant": "public"} for i in range(5)])
+    store.insert(
+        demo, [{"id": f"x{i}", "vector": np.ones(demo.dim), "item": f"x{i}", "tenant": "public"} for i in range(5)]
+    )
     store.delete(demo, 'id in ["x1", "x2"]')
     assert store.count(demo) == 3
 
@@ -87,7 +92,10 @@ def test_storing_a_row_again_replaces_it(store_and_demo):
     upserts, so the same item stored twice (two uploads racing, a resumed
     job) is one row."""
     store, demo = store_and_demo
-    rows = [{"id": f"k{i}", "vector": np.ones(demo.dim), "item": f"k{i}", "tenant": "public", "title": "first"} for i in range(3)]
+    rows = [
+        {"id": f"k{i}", "vector": np.ones(demo.dim), "item": f"k{i}", "tenant": "public", "title": "first"}
+        for i in range(3)
+    ]
     store.insert(demo, rows)
     store.insert(demo, [{**row, "title": "second"} for row in rows])
     assert store.count(demo) == 3
@@ -110,8 +118,11 @@ def test_stats_show_the_backend_and_index(client, milvus_backend):
     stats = client.get("/api/demos/fake/stats").json()
     if milvus_backend.is_server:
         assert stats["backend"].startswith("v2.")
-        assert (stats["index_type"], stats["index_params"], stats["search_params"]) == \
-            ("HNSW", {"M": 16, "efConstruction": 200}, {"ef": 64})
+        assert (stats["index_type"], stats["index_params"], stats["search_params"]) == (
+            "HNSW",
+            {"M": 16, "efConstruction": 200},
+            {"ef": 64},
+        )
     else:
         assert stats["backend"].startswith("milvus_lite")
         assert (stats["index_type"], stats["index_params"], stats["search_params"]) == ("FLAT", {}, {})
@@ -122,14 +133,30 @@ def test_json_fields_hold_any_json_value(settings):
     unmarshal array"); the store wraps other values and unwraps them on read."""
     demo = configure_demos(settings, discover(settings))["fake"]
     saved = type(demo).fields
-    type(demo).fields = saved + (ScalarField("extra", "json"), ScalarField("box", "int_list", max_items=4),
-                                 ScalarField("weights", "float_list", max_items=3))
+    type(demo).fields = saved + (
+        ScalarField("extra", "json"),
+        ScalarField("box", "int_list", max_items=4),
+        ScalarField("weights", "float_list", max_items=3),
+    )
     store = Store(settings.milvus)
     try:
         store.ensure_collection(demo)
         values = [[1, 2, [3, 4]], {"a": [1, 2]}, "text", 3.5, None, [["label", 0.25]]]
-        store.insert(demo, [{"id": f"j{i}", "vector": np.ones(demo.dim), "item": f"j{i}", "tenant": "public", "extra": v,
-                             "box": [1, 2, 3, 4, 5], "weights": [0.5, 1]} for i, v in enumerate(values)])
+        store.insert(
+            demo,
+            [
+                {
+                    "id": f"j{i}",
+                    "vector": np.ones(demo.dim),
+                    "item": f"j{i}",
+                    "tenant": "public",
+                    "extra": v,
+                    "box": [1, 2, 3, 4, 5],
+                    "weights": [0.5, 1],
+                }
+                for i, v in enumerate(values)
+            ],
+        )
         rows = {r["id"]: r for r in store.query(demo, "", ["id", "extra", "box", "weights"])}
         assert [rows[f"j{i}"]["extra"] for i in range(len(values))] == [*values[:4], {}, values[5]]
         assert rows["j0"]["box"] == [1, 2, 3, 4] and rows["j0"]["weights"] == [0.5, 1.0]
@@ -144,11 +171,16 @@ def test_changed_dim_is_a_clear_error_not_wrong_results(tmp_path):
     config = write_config(tmp_path, "[demos.fake]\nload_sample_on_start = false\n")
     with TestClient(create_app(load_settings(config))) as client:
         assert client.post("/api/demos/fake/items", json={"records": [{"text": "kept"}]}).status_code == 201
-    config.write_text(config.read_text().replace("load_sample_on_start = false", "load_sample_on_start = false\ndim = 48"))
+    config.write_text(
+        config.read_text().replace("load_sample_on_start = false", "load_sample_on_start = false\ndim = 48")
+    )
     settings = load_settings(config)
     with TestClient(create_app(settings)) as client:
         ready = client.get("/readyz")
-        assert ready.status_code == 503 and "vector field 'vector' has dim 32, the demo now encodes 48" in ready.json()["demos"]["fake"]
+        assert (
+            ready.status_code == 503
+            and "vector field 'vector' has dim 32, the demo now encodes 48" in ready.json()["demos"]["fake"]
+        )
         r = client.post("/api/demos/fake/search", json={"query": "kept"})
         assert r.status_code == 409 and "vectorfair drop fake" in r.json()["detail"]
         assert client.post("/api/demos/fake/items", json={"records": [{"text": "new"}]}).status_code == 409
@@ -177,8 +209,10 @@ def test_rows_stored_again_stay_visible_to_tenant_filters(store_and_demo):
     partition (milvus-io/milvus#30607), so a filter on the tenant missed them;
     the store leaves the partition key out on such a server."""
     store, demo = store_and_demo
-    rows = [{"id": f"p{i}", "vector": np.ones(demo.dim), "item": f"p{i}", "tenant": ["public", "v1", "v2"][i % 3]}
-            for i in range(30)]
+    rows = [
+        {"id": f"p{i}", "vector": np.ones(demo.dim), "item": f"p{i}", "tenant": ["public", "v1", "v2"][i % 3]}
+        for i in range(30)
+    ]
     store.insert(demo, rows)
     store.insert(demo, rows[:9])
     assert store.count(demo) == 30

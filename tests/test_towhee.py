@@ -24,10 +24,12 @@ def letter_counts(text: str) -> list[float]:
 
 
 def pipeline():
-    return (towhee.pipe.input("text")
-            .map("text", "clean", lambda text: " ".join(text.split()))
-            .map("clean", "vec", letter_counts)
-            .output("vec"))
+    return (
+        towhee.pipe.input("text")
+        .map("text", "clean", lambda text: " ".join(text.split()))
+        .map("clean", "vec", letter_counts)
+        .output("vec")
+    )
 
 
 class Letters(TowheeDemo):
@@ -61,8 +63,10 @@ def test_a_towhee_demo_serves_search_through_http(tmp_path):
     sys.modules[plugin.__name__] = plugin
     config = write_config(tmp_path, plugins="none-from-entry-points")
     with TestClient(create_app(load_settings(config), extra_plugins=[plugin])) as client:
-        r = client.post("/api/demos/letters/items", json={"records": [
-            {"text": "zebra buzz"}, {"text": "apple banana"}, {"text": "   "}]})
+        r = client.post(
+            "/api/demos/letters/items",
+            json={"records": [{"text": "zebra buzz"}, {"text": "apple banana"}, {"text": "   "}]},
+        )
         assert r.status_code == 201 and len(r.json()["ids"]) == 2 and len(r.json()["failed"]) == 1
         hits = client.post("/api/demos/letters/search", json={"query": "a banana, an apple"}).json()["hits"]
         assert hits[0]["title"] == "apple banana"

@@ -38,7 +38,10 @@ def test_two_vector_fields_search_one_per_query(tmp_path):
     with sample_loaded_client(tmp_path, "pairs") as client:
         assert_conforms(client, "pairs")
         stats = client.get("/api/demos/pairs/stats").json()
-        assert [(v["name"], v["dim"], v["metric"]) for v in stats["vectors"]] == [("words", 48, "COSINE"), ("rgb", 3, "L2")]
+        assert [(v["name"], v["dim"], v["metric"]) for v in stats["vectors"]] == [
+            ("words", 48, "COSINE"),
+            ("rgb", 3, "L2"),
+        ]
         red = client.post("/api/demos/pairs/search", json={"query": "#red", "top_k": 30}).json()["hits"]
         # Only the 16 rows with a colour have an rgb vector; red ones first, exactly.
         assert len(red) == 16 and all(h["fields"]["colour"] for h in red)
@@ -46,8 +49,9 @@ def test_two_vector_fields_search_one_per_query(tmp_path):
         assert reds == 2 and {h["fields"]["colour"] for h in red[:reds]} == {"red"} and red[0]["score"] == 1.0
         words = client.post("/api/demos/pairs/search", json={"query": "apple", "top_k": 30}).json()["hits"]
         assert len(words) == 24 and "apple" in words[0]["title"]
-        only_blue = client.post("/api/demos/pairs/search",
-                                json={"query": "#red", "top_k": 30, "filter": {"colour": "blue"}}).json()["hits"]
+        only_blue = client.post(
+            "/api/demos/pairs/search", json={"query": "#red", "top_k": 30, "filter": {"colour": "blue"}}
+        ).json()["hits"]
         assert only_blue and {h["fields"]["colour"] for h in only_blue} == {"blue"}
         bad = client.post("/api/demos/pairs/search", json={"query": "#teal"})
         assert bad.status_code == 422 and "unknown colour" in bad.json()["detail"]
@@ -61,8 +65,10 @@ def test_sparse_vector_recipe_demo_with_numeric_filter(tmp_path, milvus_backend)
         assert vector["declared_kind"] == "sparse" and vector["kind"] == expected_kind
         hits = client.post("/api/demos/recipes/search", json={"query": "tomato basil"}).json()["hits"]
         assert hits[0]["title"] in ("Tomato soup", "Margherita pizza")
-        quick = client.post("/api/demos/recipes/search", json={
-            "query": "tomato basil", "filter": {"minutes_max": 30, "cuisine": "italian"}}).json()["hits"]
+        quick = client.post(
+            "/api/demos/recipes/search",
+            json={"query": "tomato basil", "filter": {"minutes_max": 30, "cuisine": "italian"}},
+        ).json()["hits"]
         assert [h["title"] for h in quick] == ["Tomato soup", "Carbonara"][: len(quick)] and quick
         assert all(h["fields"]["minutes"] <= 30 for h in quick)
         # Record files are read by the core for any demo that takes records.

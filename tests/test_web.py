@@ -16,8 +16,15 @@ from .live import free_port, start_app, wait_for
 pytestmark = pytest.mark.slow
 DEMOS = "qa_chatbot,image_search,molecule_search"
 SHOTS = Path(__file__).parents[1] / "artifacts" / "screenshots"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +35,12 @@ def base(tmp_path_factory):
     try:
         wait_for(lambda: httpx.get(f"{url}/readyz").status_code == 200, 60, what="ready")
         wait_for(lambda: len(httpx.get(f"{url}/api/jobs").json()) == 3, 60, what="sample jobs")
-        wait_for(lambda: all(j["state"] == "succeeded" for j in httpx.get(f"{url}/api/jobs").json()), 600,
-                 interval=1, what="sample data loaded")
+        wait_for(
+            lambda: all(j["state"] == "succeeded" for j in httpx.get(f"{url}/api/jobs").json()),
+            600,
+            interval=1,
+            what="sample data loaded",
+        )
         yield url
     finally:
         app.kill()
@@ -96,8 +107,10 @@ def test_molecule_page_previews_and_searches(page, base):
     page.goto(base + "/demos/molecule_search")
     page.get_by_label("Query").fill("CC(=O)Nc1ccc(O)cc1")
     # A function, not an expression: Playwright evaluates expressions with eval(), which the CSP forbids.
-    page.wait_for_function("() => document.querySelector('#preview') && !document.querySelector('#preview').hidden"
-                           " && document.querySelector('#preview').naturalWidth > 0")
+    page.wait_for_function(
+        "() => document.querySelector('#preview') && !document.querySelector('#preview').hidden"
+        " && document.querySelector('#preview').naturalWidth > 0"
+    )
     page.get_by_role("button", name="Search").click()
     page.wait_for_selector(".hit img.structure")
     assert page.locator(".hit").count() == 10
@@ -119,7 +132,11 @@ def test_bulk_upload_progress_reaches_the_end(page, base, tmp_path):
     page.set_input_files("#archive", str(archive))
     page.get_by_role("button", name="Upload", exact=True).click()
     page.wait_for_selector("#progress[data-finished=true]", timeout=120_000)
-    assert page.evaluate("document.querySelector('#progress').value") == page.evaluate("document.querySelector('#progress').max") == 41
+    assert (
+        page.evaluate("document.querySelector('#progress').value")
+        == page.evaluate("document.querySelector('#progress').max")
+        == 41
+    )
     assert "succeeded: 40 done, 1 failed" in page.locator("#job-status").inner_text()
     assert "missing question" in page.locator("#job-errors").inner_text()
     page.screenshot(path=SHOTS / "bulk_upload.png", full_page=True)
@@ -182,7 +199,9 @@ def test_portal_visitors_see_only_their_own_uploads_in_the_browser(browser, tmp_
         for name in ("a", "b"):
             context = browser.new_context()
             pages[name] = context.new_page()
-            pages[name].on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+            pages[name].on(
+                "console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None
+            )
         a, b = pages["a"], pages["b"]
         a.goto(url + "/demos/fake")
         a.get_by_text("Add your own items").click()

@@ -68,10 +68,13 @@ def list_archive(path: Path, limits: LimitSettings) -> list[str]:
                 for info in zf.infolist():
                     if info.is_dir():
                         continue
-                    if info.file_size > (1 << 20) and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
+                    if info.file_size > (1 << 20) and info.file_size > MAX_COMPRESSION_RATIO * max(
+                        info.compress_size, 1
+                    ):
                         raise ArchiveError(
                             f"{_display_name(info.filename)!r} unpacks to {info.file_size} bytes from "
-                            f"{info.compress_size}: refused as a decompression bomb")
+                            f"{info.compress_size}: refused as a decompression bomb"
+                        )
                     members.append((info.filename, info.file_size))
         else:
             with tarfile.open(path) as tf:
@@ -86,8 +89,9 @@ def list_archive(path: Path, limits: LimitSettings) -> list[str]:
         raise ArchiveError(f"the archive is damaged: {exc}") from None
     escaping = next((name for name, _ in members if _escapes(name)), None)
     if escaping is not None:
-        raise ArchiveError(f"the archive names a file outside itself ({escaping[:200]!r}); "
-                           "pack it with relative paths and no '..'")
+        raise ArchiveError(
+            f"the archive names a file outside itself ({escaping[:200]!r}); pack it with relative paths and no '..'"
+        )
     members = [(name, size) for name, size in members if _usable_member(name)]
     if len(members) > limits.max_archive_members:
         raise ArchiveError(f"the archive has more than {limits.max_archive_members} files; split it")
@@ -116,13 +120,13 @@ def iter_archive(path: Path, limits: LimitSettings) -> Iterator[Upload]:
             for info in zf.infolist():
                 if info.is_dir() or not _usable_member(info.filename):
                     continue
-                yield _member(info.filename, info.file_size, lambda: zf.open(info), limits)
+                yield _member(info.filename, info.file_size, lambda info=info: zf.open(info), limits)
     elif kind == "tar":
         with tarfile.open(path) as tf:
             for info in tf:
                 if not info.isfile() or not _usable_member(info.name):
                     continue
-                yield _member(info.name, info.size, lambda: tf.extractfile(info), limits)
+                yield _member(info.name, info.size, lambda info=info: tf.extractfile(info), limits)
     else:
         raise ArchiveError("not a zip or tar archive")
 

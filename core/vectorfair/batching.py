@@ -23,8 +23,14 @@ log = logging.getLogger("vectorfair.batching")
 
 
 class Batcher:
-    def __init__(self, encode: Callable[[list[Any]], np.ndarray], max_batch: int = 32, max_wait: float = 0.005,
-                 name: str = "encoder", on_batch: Callable[[int], None] = lambda size: None):
+    def __init__(
+        self,
+        encode: Callable[[list[Any]], np.ndarray],
+        max_batch: int = 32,
+        max_wait: float = 0.005,
+        name: str = "encoder",
+        on_batch: Callable[[int], None] = lambda size: None,
+    ):
         self.encode = encode
         self.max_batch = max(1, max_batch)
         self.max_wait = max(0.0, max_wait)

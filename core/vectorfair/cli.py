@@ -26,7 +26,9 @@ from .settings import ConfigError, load_settings
 app = typer.Typer(help="Vector-search demos on Milvus.", no_args_is_help=True, add_completion=False)
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
-ConfigOption = typer.Option(None, "--config", "-c", help="TOML config file (default: $VECTORFAIR_CONFIG or configs/vectorfair.toml)")
+ConfigOption = typer.Option(
+    None, "--config", "-c", help="TOML config file (default: $VECTORFAIR_CONFIG or configs/vectorfair.toml)"
+)
 
 
 def _platform(config: Optional[Path]):
@@ -82,8 +84,14 @@ def serve(
         err.print(f"[red]config error:[/red] {exc}")
         raise typer.Exit(2) from None
     refuse_wrong_credentials(web_app.state.platform.store)
-    uvicorn.run(web_app, host=host or settings.serve.host, port=port or settings.serve.port,
-                log_config=log_config, proxy_headers=True, forwarded_allow_ips=settings.serve.forwarded_allow_ips)
+    uvicorn.run(
+        web_app,
+        host=host or settings.serve.host,
+        port=port or settings.serve.port,
+        log_config=log_config,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.serve.forwarded_allow_ips,
+    )
 
 
 def refuse_wrong_credentials(store) -> None:
@@ -159,8 +167,9 @@ def load(
         target = _demo(platform, demo)
         sources = list(target.sample_items()) if sample else list(files_from_path(path, platform.settings.limits))
         failures = []
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=err) as progress:
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
+        ) as progress:
             task = progress.add_task(f"loading {demo}", total=len(sources))
 
             def on_outcome(outcome):
@@ -226,7 +235,9 @@ def search(
 
 
 @app.command()
-def drop(demo: str, yes: bool = typer.Option(False, "--yes", "-y", help="do not ask"), config: Optional[Path] = ConfigOption):
+def drop(
+    demo: str, yes: bool = typer.Option(False, "--yes", "-y", help="do not ask"), config: Optional[Path] = ConfigOption
+):
     """Delete every item of a demo (its collection is created again, empty).
 
     Refused while the demo has queued or running jobs, as over HTTP."""
@@ -259,9 +270,12 @@ def _refuse_busy(exc) -> NoReturn:
     from rich.markup import escape
 
     ids = escape(", ".join(f"{j.id} ({j.state}, {j.label or j.source})" for j in exc.jobs))
-    err.print(f"[red]{exc.demo_name} has queued or running jobs: {ids}.[/red] Cancel them first "
-              "(DELETE /api/jobs/{job_id} on the server) or wait until they end; a job cut off when the "
-              "server stopped resumes when it starts again.", highlight=False)
+    err.print(
+        f"[red]{exc.demo_name} has queued or running jobs: {ids}.[/red] Cancel them first "
+        "(DELETE /api/jobs/{job_id} on the server) or wait until they end; a job cut off when the "
+        "server stopped resumes when it starts again.",
+        highlight=False,
+    )
     raise typer.Exit(4)
 
 

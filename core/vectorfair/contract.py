@@ -63,23 +63,25 @@ def problems(cls: Any, instance: Demo | None = None) -> list[str]:
     if isinstance(name, str) and name and not (name.replace("_", "").isalnum() and name.islower()):
         found.append(f"name {name!r} must be lower-case letters, digits and '_'")
     if not cls.inputs:
-        found.append("inputs is empty: name at least one query kind (\"text\", \"image\", …)")
+        found.append('inputs is empty: name at least one query kind ("text", "image", …)')
     if file_query(cls) and not defines(cls, "parse_query_file") and not defines(cls, "search"):
         media = [kind for kind in cls.inputs if kind not in TEXT_INPUTS]
-        found.append(f"inputs names {', '.join(media)} but parse_query_file is not defined: define it, or take "
-                     f"{', '.join(media)} out of inputs")
+        found.append(
+            f"inputs names {', '.join(media)} but parse_query_file is not defined: define it, or take "
+            f"{', '.join(media)} out of inputs"
+        )
     if defines(cls, "parse_query_file") and not file_query(cls):
-        found.append("parse_query_file is defined but inputs names no file kind: add one (\"image\", \"audio\", …)")
+        found.append('parse_query_file is defined but inputs names no file kind: add one ("image", "audio", …)')
     if defines(cls, "parse_query_text") and not text_query(cls):
-        found.append("parse_query_text is defined but inputs names no text kind: add \"text\" to inputs")
+        found.append('parse_query_text is defined but inputs names no text kind: add "text" to inputs')
     if not defines(cls, "encode") and not defines(cls, "search"):
         found.append("encode is not defined: return the vectors of a batch of payloads")
     if not (takes_records(cls) or defines(cls, "parse_upload")):
         found.append("neither parse_record nor parse_upload is defined: the demo could store nothing")
     if defines(cls, "parse_upload") and not cls.accepts:
-        found.append("parse_upload is defined but accepts is empty: list the file suffixes it reads, e.g. (\".jpg\",)")
+        found.append('parse_upload is defined but accepts is empty: list the file suffixes it reads, e.g. (".jpg",)')
     if any(not (isinstance(s, str) and s.startswith(".") and s == s.lower()) for s in cls.accepts):
-        found.append(f"accepts {cls.accepts!r}: give lower-case suffixes with the dot, e.g. (\".csv\",)")
+        found.append(f'accepts {cls.accepts!r}: give lower-case suffixes with the dot, e.g. (".csv",)')
     if not (isinstance(cls.Options, type) and issubclass(cls.Options, DemoOptions)):
         found.append("Options must subclass vectorfair.DemoOptions")
     found += _filter_problems(cls)
@@ -103,5 +105,6 @@ def _filter_problems(cls: type[Demo]) -> list[str]:
     return [
         f"Filter member {member!r} matches no field (nor <field>_min / _max): rename it after a field in "
         f"fields ({', '.join(f.name for f in cls.fields) or 'none'}), or define filter_expression"
-        for member in cls.Filter.model_fields if filter_target(member, cls.fields) is None
+        for member in cls.Filter.model_fields
+        if filter_target(member, cls.fields) is None
     ]

@@ -262,8 +262,9 @@ class Demo:
 
         return matching(self.fields, filter)
 
-    def search(self, nearest: Callable[..., list[Hit]], payload: Any, top_k: int,
-               filter: BaseModel | None) -> list[Hit]:
+    def search(
+        self, nearest: Callable[..., list[Hit]], payload: Any, top_k: int, filter: BaseModel | None
+    ) -> list[Hit]:
         """Ranked hits for a parsed query. `nearest(vector, limit, field=None)`
         runs the Milvus search on a vector field (the first by default) with
         this demo's filter expression applied, and returns hits best first;

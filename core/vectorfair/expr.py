@@ -21,8 +21,9 @@ def quote(value: str) -> str:
     text no literal can hold."""
     text = str(value)
     if _UNSPELLABLE.search(text):
-        raise QueryError(f"{text[:40]!r} holds control characters or broken unicode, which filters cannot match; "
-                         "leave them out")
+        raise QueryError(
+            f"{text[:40]!r} holds control characters or broken unicode, which filters cannot match; leave them out"
+        )
     return json.dumps(text, ensure_ascii=False)
 
 
@@ -75,8 +76,11 @@ def matching(fields: Sequence[ScalarField], filter: BaseModel | None) -> str:
         if values is not None and not values:
             continue  # an empty list selects nothing in particular: no constraint
         if field.kind.endswith("_list"):
-            parts.append(f"array_contains_any({field.name}, [{', '.join(literal(v) for v in values)}])"
-                         if values is not None else f"array_contains({field.name}, {literal(value)})")
+            parts.append(
+                f"array_contains_any({field.name}, [{', '.join(literal(v) for v in values)}])"
+                if values is not None
+                else f"array_contains({field.name}, {literal(value)})"
+            )
         elif values is not None:
             parts.append(in_list(field.name, values))
         else:

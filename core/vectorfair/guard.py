@@ -20,12 +20,12 @@ from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
 
 from .settings import Settings
-from .tenancy import PUBLIC_TENANT
-from .tenancy import VisitorCookie, new_visitor_id
+from .tenancy import PUBLIC_TENANT, VisitorCookie, new_visitor_id
 
 API_KEY_HEADER = "X-API-Key"
-api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
-                              description="the admin key of the deployment ([admin] api_key)")
+api_key_header = APIKeyHeader(
+    name=API_KEY_HEADER, auto_error=False, description="the admin key of the deployment ([admin] api_key)"
+)
 
 
 def is_admin(settings: Settings, presented: str | None) -> bool:
@@ -56,8 +56,11 @@ async def require_admin(request: Request, api_key: str | None = Security(api_key
     if not settings.admin.api_key:
         raise HTTPException(403, "admin routes are off on this portal: no [admin] api_key is configured")
     if not api_key:
-        raise HTTPException(401, f"this route is for admins: send the admin key in the {API_KEY_HEADER} header",
-                            headers={"WWW-Authenticate": API_KEY_HEADER})
+        raise HTTPException(
+            401,
+            f"this route is for admins: send the admin key in the {API_KEY_HEADER} header",
+            headers={"WWW-Authenticate": API_KEY_HEADER},
+        )
     raise HTTPException(403, f"the {API_KEY_HEADER} header does not hold the admin key")
 
 
@@ -89,9 +92,12 @@ class VisitorCookies:
         if not fresh:
             return await self.app(scope, receive, send)
         secure = self.settings.cookie_secure == "always" or (
-            self.settings.cookie_secure == "auto" and scope.get("scheme") == "https")
-        cookie = (f"{self.settings.cookie_name}={self.cookie.sign(visitor)}; Path=/; HttpOnly; SameSite=Lax; "
-                  f"Max-Age={self.settings.cookie_max_age_s}" + ("; Secure" if secure else ""))
+            self.settings.cookie_secure == "auto" and scope.get("scheme") == "https"
+        )
+        cookie = (
+            f"{self.settings.cookie_name}={self.cookie.sign(visitor)}; Path=/; HttpOnly; SameSite=Lax; "
+            f"Max-Age={self.settings.cookie_max_age_s}" + ("; Secure" if secure else "")
+        )
 
         async def send_with_cookie(message):
             if message["type"] == "http.response.start":
@@ -142,10 +148,14 @@ class RateLimits:
                 reset, _ = self.limiter.get_window_stats(rule, kind, client)
                 wait = max(1, math.ceil(reset - time.time()))
                 response = JSONResponse(
-                    {"detail": f"too many {'requests' if kind == 'api' else kind + ' requests'} from your address "
-                               f"(limit {rule}); "
-                               f"retry in {wait} s"},
-                    status_code=429, headers={"Retry-After": str(wait)})
+                    {
+                        "detail": f"too many {'requests' if kind == 'api' else kind + ' requests'} from your address "
+                        f"(limit {rule}); "
+                        f"retry in {wait} s"
+                    },
+                    status_code=429,
+                    headers={"Retry-After": str(wait)},
+                )
                 return await response(scope, receive, send)
         await self.app(scope, receive, send)
 

@@ -17,18 +17,18 @@ import logging
 import queue
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from .archives import RejectedUpload
 from .contract import accepted_suffixes, vector_fields
 from .demo import Demo, Entry, ItemError, Upload
-from .schema import VectorRejected, checked_vector
 from .expr import in_list
 from .media import MediaStore
 from .progress import reporting_to
 from .quotas import Quota
+from .schema import VectorRejected, checked_vector
 from .store import Store, StoreUnavailable
 from .tenancy import PUBLIC_TENANT
 
@@ -75,8 +75,16 @@ BlobDropper = Callable[[Iterable[str], float | None], int]
 
 
 class Ingestor:
-    def __init__(self, demo: Demo, store: Store, media: MediaStore, batch_size: int = 32, tenant: str = PUBLIC_TENANT,
-                 quota: Quota | None = None, drop_unused_blobs: BlobDropper | None = None):
+    def __init__(
+        self,
+        demo: Demo,
+        store: Store,
+        media: MediaStore,
+        batch_size: int = 32,
+        tenant: str = PUBLIC_TENANT,
+        quota: Quota | None = None,
+        drop_unused_blobs: BlobDropper | None = None,
+    ):
         self.demo = demo
         self.store = store
         self.media = media
@@ -135,8 +143,10 @@ class Ingestor:
         # comes before, so a recount after the release sees this run's rows.
         with self._quota_released_at_end(), ThreadPoolExecutor(1, thread_name_prefix="vectorfair-insert") as inserter:
             pending: Future | None = None
-            stream = prefetched(self._prepare(chunk, seen, on_step, catch_up=catch_up and number == 0)
-                                for number, chunk in enumerate(chunks()))
+            stream = prefetched(
+                self._prepare(chunk, seen, on_step, catch_up=catch_up and number == 0)
+                for number, chunk in enumerate(chunks())
+            )
             try:
                 for prepared in stream:
                     if should_stop():
@@ -194,9 +204,13 @@ class Ingestor:
                     record = RejectedUpload(part_name, b"", error=str(record))
                 yield part_name, record
 
-    def _prepare(self, chunk: list[tuple[str, Source]], seen: dict[str, Outcome],
-                 on_step: Callable[[str, int, int | None, str], None] | None = None,
-                 catch_up: bool = False) -> "Prepared":
+    def _prepare(
+        self,
+        chunk: list[tuple[str, Source]],
+        seen: dict[str, Outcome],
+        on_step: Callable[[str, int, int | None, str], None] | None = None,
+        catch_up: bool = False,
+    ) -> "Prepared":
         """Keys, the stored-already check and parsing, for one chunk."""
         keys = [item_key(source, self.tenant, self._identity(source)) for _, source in chunk]
         stored = self._stored_ids([k for k in keys if k not in seen], catch_up)
@@ -220,8 +234,9 @@ class Ingestor:
                 outcome.error = refusal
                 continue
             try:
-                reporter = None if on_step is None else (
-                    lambda done, total, unit, name=name: on_step(name, done, total, unit))
+                reporter = (
+                    None if on_step is None else (lambda done, total, unit, name=name: on_step(name, done, total, unit))
+                )
                 with reporting_to(reporter):
                     entries = list(self._parse(source))
                 if not entries:
@@ -248,7 +263,9 @@ class Ingestor:
             return None
         if not accepted:
             return f"{self.demo.title} does not take files; send JSON records instead"
-        return f"{upload.suffix or 'files without a suffix'} not accepted; {self.demo.title} takes {', '.join(accepted)}"
+        return (
+            f"{upload.suffix or 'files without a suffix'} not accepted; {self.demo.title} takes {', '.join(accepted)}"
+        )
 
     def _identity(self, source: Source) -> str | None:
         if isinstance(source, RejectedUpload):
@@ -309,18 +326,25 @@ class Ingestor:
             except VectorRejected as exc:
                 outcome.error = str(exc)
                 continue
-            for row_id, entry, entry_vectors, extra in zip(row_ids(key, len(entries)), entries, checked,
-                                                           extra_fields[first:position]):
-                rows.append({
-                    **entry.fields, **extra, **entry_vectors,
-                    "id": row_id,
-                    "title": entry.title,
-                    "item": key,
-                    "media": self.media.put(entry.media.data, entry.media.content_type) if entry.media else "",
-                    "thumb": self.media.put(entry.thumbnail.data, entry.thumbnail.content_type) if entry.thumbnail else "",
-                    "tenant": self.tenant,
-                    "created": now,
-                })
+            for row_id, entry, entry_vectors, extra in zip(
+                row_ids(key, len(entries)), entries, checked, extra_fields[first:position]
+            ):
+                rows.append(
+                    {
+                        **entry.fields,
+                        **extra,
+                        **entry_vectors,
+                        "id": row_id,
+                        "title": entry.title,
+                        "item": key,
+                        "media": self.media.put(entry.media.data, entry.media.content_type) if entry.media else "",
+                        "thumb": self.media.put(entry.thumbnail.data, entry.thumbnail.content_type)
+                        if entry.thumbnail
+                        else "",
+                        "tenant": self.tenant,
+                        "created": now,
+                    }
+                )
         return rows
 
     def _insert(self, fresh: list[tuple[Outcome, str, list[Entry]]], rows: list[dict[str, Any]]) -> None:
@@ -384,7 +408,9 @@ class Ingestor:
             if len(encoded) != len(todo):
                 raise ValueError(f"encode returned {len(encoded)} vectors for {len(todo)} payloads")
             if encoded_extra is not None and len(encoded_extra) != len(todo):
-                raise ValueError(f"encode_with_fields returned {len(encoded_extra)} field sets for {len(todo)} payloads")
+                raise ValueError(
+                    f"encode_with_fields returned {len(encoded_extra)} field sets for {len(todo)} payloads"
+                )
             for n, i in enumerate(todo):
                 vectors[i][first] = encoded[n]
                 extra[i] = encoded_extra[n] if encoded_extra else {}
@@ -396,8 +422,10 @@ class Ingestor:
             raise VectorRejected("the demo made a row with no vector (no payload to encode and no precomputed vector)")
         unknown = sorted(set(vectors) - set(declared))
         if unknown:
-            raise VectorRejected(f"the demo gave vector field(s) {', '.join(unknown)}, which it does not declare "
-                                 f"(it declares {', '.join(declared)})")
+            raise VectorRejected(
+                f"the demo gave vector field(s) {', '.join(unknown)}, which it does not declare "
+                f"(it declares {', '.join(declared)})"
+            )
         return {name: checked_vector(value, declared[name]) for name, value in vectors.items()}
 
 

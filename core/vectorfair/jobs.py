@@ -96,10 +96,20 @@ class Job:
 
     def public(self) -> dict[str, Any]:
         return {
-            "job_id": self.id, "demo": self.demo, "label": self.label, "state": self.state,
-            "total": self.total, "done": self.done, "failed": self.failed, "duplicates": self.duplicates,
-            "errors": self.errors, "message": self.message, "created": self.created,
-            "updated": self.updated, "resumed": self.resumed, "step": self.step,
+            "job_id": self.id,
+            "demo": self.demo,
+            "label": self.label,
+            "state": self.state,
+            "total": self.total,
+            "done": self.done,
+            "failed": self.failed,
+            "duplicates": self.duplicates,
+            "errors": self.errors,
+            "message": self.message,
+            "created": self.created,
+            "updated": self.updated,
+            "resumed": self.resumed,
+            "step": self.step,
         }
 
 
@@ -145,8 +155,14 @@ SourceOpener = Callable[[Job], tuple[int | None, Iterable[Source]]]
 class JobRunner:
     """Runs queued jobs one at a time (2 cores: parallel jobs only fight)."""
 
-    def __init__(self, store: JobStore, ingestor_for: Callable[[str, str], Ingestor], open_source: SourceOpener,
-                 uploads_dir: Path, require_demo: Callable[[str], Any] = lambda demo: None):
+    def __init__(
+        self,
+        store: JobStore,
+        ingestor_for: Callable[[str, str], Ingestor],
+        open_source: SourceOpener,
+        uploads_dir: Path,
+        require_demo: Callable[[str], Any] = lambda demo: None,
+    ):
         self.store = store
         self.ingestor_for = ingestor_for
         # Raises StoreUnavailable until Milvus is there and the demo's
@@ -214,8 +230,11 @@ class JobRunner:
         return job
 
     def active(self, demo: str | None = None, tenant: str | None = None) -> list[Job]:
-        return [j for j in self.jobs.values() if j.state not in TERMINAL
-                and (demo is None or j.demo == demo) and (tenant is None or j.tenant == tenant)]
+        return [
+            j
+            for j in self.jobs.values()
+            if j.state not in TERMINAL and (demo is None or j.demo == demo) and (tenant is None or j.tenant == tenant)
+        ]
 
     def prune(self, before: float) -> int:
         """Remove the kept uploads of jobs that ended before `before` (a failed
@@ -320,6 +339,10 @@ class JobRunner:
             changed()
 
         self.ingestor_for(job.demo, job.tenant).run(
-            sources, on_outcome=on_outcome, should_stop=lambda: job.id in self._cancel, on_split=on_split,
-            on_step=on_step, catch_up=job.resumed > 0,
+            sources,
+            on_outcome=on_outcome,
+            should_stop=lambda: job.id in self._cancel,
+            on_split=on_split,
+            on_step=on_step,
+            catch_up=job.resumed > 0,
         )

@@ -78,12 +78,25 @@ class S3MediaStore:
     directory: a blob is fetched once per process and then served as a file,
     which keeps HTTP range requests (seeking in a video) cheap."""
 
-    def __init__(self, bucket: str, cache: Path, endpoint_url: str | None = None, access_key: str | None = None,
-                 secret_key: str | None = None, region: str = "us-east-1", prefix: str = "media/"):
+    def __init__(
+        self,
+        bucket: str,
+        cache: Path,
+        endpoint_url: str | None = None,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        region: str = "us-east-1",
+        prefix: str = "media/",
+    ):
         import boto3
 
-        self.client = boto3.client("s3", endpoint_url=endpoint_url or None, aws_access_key_id=access_key or None,
-                                   aws_secret_access_key=secret_key or None, region_name=region)
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=endpoint_url or None,
+            aws_access_key_id=access_key or None,
+            aws_secret_access_key=secret_key or None,
+            region_name=region,
+        )
         self.bucket = bucket
         self.prefix = prefix
         self.cache = LocalMediaStore(cache)
@@ -151,6 +164,13 @@ def open_media_store(settings) -> MediaStore:
     if settings.backend == "local":
         return LocalMediaStore(settings.path)
     if settings.backend == "s3":
-        return S3MediaStore(settings.bucket, settings.path, settings.endpoint_url, settings.access_key,
-                            settings.secret_key, settings.region, settings.prefix)
+        return S3MediaStore(
+            settings.bucket,
+            settings.path,
+            settings.endpoint_url,
+            settings.access_key,
+            settings.secret_key,
+            settings.region,
+            settings.prefix,
+        )
     raise ValueError(f"unknown media backend {settings.backend!r}; use 'local' or 's3'")

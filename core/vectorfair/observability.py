@@ -38,8 +38,14 @@ def logging_config(log_format: str = "text", level: str = "INFO") -> dict[str, A
         "disable_existing_loggers": False,
         "filters": {"request_id": {"()": "vectorfair.observability.RequestIdFilter"}},
         "formatters": {log_format: formatters[log_format]},
-        "handlers": {"default": {"class": "logging.StreamHandler", "formatter": log_format,
-                                 "filters": ["request_id"], "stream": "ext://sys.stderr"}},
+        "handlers": {
+            "default": {
+                "class": "logging.StreamHandler",
+                "formatter": log_format,
+                "filters": ["request_id"],
+                "stream": "ext://sys.stderr",
+            }
+        },
         "root": {"handlers": ["default"], "level": level.upper()},
         "loggers": {
             "uvicorn": {"handlers": [], "propagate": True},
@@ -64,13 +70,23 @@ class Metrics:
     def __init__(self, platform):
         self.platform = platform
         self.registry = CollectorRegistry()
-        self.requests = Counter("vectorfair_http_requests", "HTTP requests answered",
-                                ["method", "route", "status"], registry=self.registry)
-        self.latency = Histogram("vectorfair_http_request_duration_seconds", "Time to answer an HTTP request",
-                                 ["method", "route"], registry=self.registry,
-                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
-        self.batch_size = Histogram("vectorfair_encoder_batch_size", "Queries encoded together in one model call",
-                                    ["demo"], registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128))
+        self.requests = Counter(
+            "vectorfair_http_requests", "HTTP requests answered", ["method", "route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "vectorfair_http_request_duration_seconds",
+            "Time to answer an HTTP request",
+            ["method", "route"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.batch_size = Histogram(
+            "vectorfair_encoder_batch_size",
+            "Queries encoded together in one model call",
+            ["demo"],
+            registry=self.registry,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+        )
         self.registry.register(_JobCollector(platform))
         platform.batch_listeners.append(lambda demo, size: self.batch_size.labels(demo).observe(size))
 
@@ -86,10 +102,14 @@ class _JobCollector:
 
     def collect(self):
         jobs = GaugeMetricFamily("vectorfair_jobs", "Jobs by demo and state", labels=["demo", "state"])
-        items = GaugeMetricFamily("vectorfair_job_items", "Items processed by the jobs that are not finished",
-                                  labels=["demo", "outcome"])
-        left = GaugeMetricFamily("vectorfair_job_items_total_expected",
-                                 "Items the unfinished jobs hold in all (where known)", labels=["demo"])
+        items = GaugeMetricFamily(
+            "vectorfair_job_items", "Items processed by the jobs that are not finished", labels=["demo", "outcome"]
+        )
+        left = GaugeMetricFamily(
+            "vectorfair_job_items_total_expected",
+            "Items the unfinished jobs hold in all (where known)",
+            labels=["demo"],
+        )
         states: dict[tuple[str, str], int] = {}
         progress: dict[tuple[str, str], int] = {}
         expected: dict[str, int] = {}
@@ -97,8 +117,11 @@ class _JobCollector:
             states[job.demo, job.state] = states.get((job.demo, job.state), 0) + 1
             if job.state in TERMINAL:
                 continue
-            for outcome, count in (("stored", job.done - job.duplicates), ("duplicate", job.duplicates),
-                                   ("failed", job.failed)):
+            for outcome, count in (
+                ("stored", job.done - job.duplicates),
+                ("duplicate", job.duplicates),
+                ("failed", job.failed),
+            ):
                 progress[job.demo, outcome] = progress.get((job.demo, outcome), 0) + count
             expected[job.demo] = expected.get(job.demo, 0) + (job.total or 0)
         for (demo, state), count in states.items():
@@ -137,8 +160,18 @@ class RequestMetrics:
             self.metrics.requests.labels(scope["method"], route, str(status[0])).inc()
             self.metrics.latency.labels(scope["method"], route).observe(elapsed)
             access_log.info(
-                "%s %s %d %.1f ms", scope["method"], scope["path"], status[0], elapsed * 1000,
-                extra={"method": scope["method"], "path": scope["path"], "route": route, "status": status[0],
-                       "duration_ms": round(elapsed * 1000, 2), "client": (scope.get("client") or ("-",))[0],
-                       "visitor": scope.get("state", {}).get("visitor")},
+                "%s %s %d %.1f ms",
+                scope["method"],
+                scope["path"],
+                status[0],
+                elapsed * 1000,
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "route": route,
+                    "status": status[0],
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "client": (scope.get("client") or ("-",))[0],
+                    "visitor": scope.get("state", {}).get("visitor"),
+                },
             )

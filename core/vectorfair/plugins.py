@@ -90,9 +90,9 @@ def discover(settings: Settings, extra_plugins: list[Any] = ()) -> Discovery:
         if impl is None:
             continue
         try:
-            offered = manager.subset_hook_caller("register_demos", remove_plugins=[
-                p for p in manager.get_plugins() if p is not plugin
-            ])(settings=settings)
+            offered = manager.subset_hook_caller(
+                "register_demos", remove_plugins=[p for p in manager.get_plugins() if p is not plugin]
+            )(settings=settings)
             offered = [cls for result in offered for cls in (result or [])]
             problems = _contract_problems(offered, demo_classes)
         except Exception as exc:
@@ -151,8 +151,10 @@ def configure_demos(settings: Settings, discovery: Discovery) -> dict[str, Demo]
         for plugin in discovery.plugins:
             named = [name for name in sections if name in plugin.offered]
             if named:
-                raise ConfigError(f"demo {', '.join(named)} is installed (plugin {plugin.name}) but broken: "
-                                  f"{plugin.error}. Fix the plugin, or set enabled = false in its section.")
+                raise ConfigError(
+                    f"demo {', '.join(named)} is installed (plugin {plugin.name}) but broken: "
+                    f"{plugin.error}. Fix the plugin, or set enabled = false in its section."
+                )
         if sections:
             raise ConfigError(
                 f"the config enables demo(s) {', '.join(sections)} which are not installed; "

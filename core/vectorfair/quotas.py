@@ -57,8 +57,10 @@ class Quota:
             if self.settings.max_items and items_used >= self.settings.max_items:
                 return f"{QUOTA_REFUSAL}all {self.settings.max_items} items of it are used; {later}"
             if self.settings.max_bytes and bytes_used + size > self.settings.max_bytes:
-                return (f"{QUOTA_REFUSAL}this file ({size} bytes) does not fit the "
-                        f"{max(self.settings.max_bytes - bytes_used, 0)} bytes left of {self.settings.max_bytes}; {later}")
+                return (
+                    f"{QUOTA_REFUSAL}this file ({size} bytes) does not fit the "
+                    f"{max(self.settings.max_bytes - bytes_used, 0)} bytes left of {self.settings.max_bytes}; {later}"
+                )
             self.claimed.items += 1
             self.claimed.bytes += size
         return None

@@ -17,8 +17,11 @@ def read_records(upload: Upload) -> list[tuple[str, dict[str, Any] | ItemError]]
     text = upload.text()
     if upload.suffix == ".csv":
         rows = csv.DictReader(io.StringIO(text))
-        return [(f"line {rows.line_num}", {k.strip(): v for k, v in row.items() if k is not None})
-                for row in rows if any((v or "").strip() for v in row.values() if isinstance(v, str))]
+        return [
+            (f"line {rows.line_num}", {k.strip(): v for k, v in row.items() if k is not None})
+            for row in rows
+            if any((v or "").strip() for v in row.values() if isinstance(v, str))
+        ]
     if upload.suffix == ".json":
         try:
             data = json.loads(text)

@@ -17,16 +17,16 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from .archives import iter_archive, list_archive
 from .batching import Batcher, attach_batcher
 from .demo import Demo, Hit, Upload
 from .expr import all_of
-from .archives import iter_archive, list_archive
 from .ingest import Ingestor, Source
 from .jobs import Job, JobRunner, JobSource, JobStore
 from .media import open_media_store
 from .plugins import Discovery, configure_demos, discover
-from .settings import Settings, load_settings
 from .schema import MissingCapability, StoredVector
+from .settings import Settings, load_settings
 from .store import SchemaMismatch, Store, StoreUnavailable
 from .tenancy import PUBLIC_TENANT, Tenancy
 
@@ -77,7 +77,10 @@ class Platform:
         self.batchers: dict[str, Batcher] = {}
         self._configure_encoders()
         self.jobs = JobRunner(
-            JobStore(self.data_dir / "jobs.sqlite3"), self.ingestor, self.open_job_source, self.uploads_dir,
+            JobStore(self.data_dir / "jobs.sqlite3"),
+            self.ingestor,
+            self.open_job_source,
+            self.uploads_dir,
             require_demo=self.require,
         )
 
@@ -87,9 +90,15 @@ class Platform:
 
     def ingestor(self, demo_name: str, tenant: str = PUBLIC_TENANT) -> Ingestor:
         """An ingestor storing for `tenant`, within that visitor's quota."""
-        return Ingestor(self.demos[demo_name], self.store, self.media, self.settings.jobs.batch_size,
-                        tenant=tenant, quota=self.tenancy.quota(tenant),
-                        drop_unused_blobs=self.tenancy.drop_unused_blobs)
+        return Ingestor(
+            self.demos[demo_name],
+            self.store,
+            self.media,
+            self.settings.jobs.batch_size,
+            tenant=tenant,
+            quota=self.tenancy.quota(tenant),
+            drop_unused_blobs=self.tenancy.drop_unused_blobs,
+        )
 
     def _configure_encoders(self) -> None:
         encoders = self.settings.encoders
@@ -100,8 +109,13 @@ class Platform:
         if not encoders.batching:
             return
         for name, demo in self.demos.items():
-            batcher = Batcher(demo.encode, encoders.max_batch, encoders.max_wait_ms / 1000, name=name,
-                              on_batch=lambda size, name=name: self._batch_ran(name, size))
+            batcher = Batcher(
+                demo.encode,
+                encoders.max_batch,
+                encoders.max_wait_ms / 1000,
+                name=name,
+                on_batch=lambda size, name=name: self._batch_ran(name, size),
+            )
             attach_batcher(demo, batcher)
             self.batchers[name] = batcher
 
@@ -154,7 +168,11 @@ class Platform:
         }
         return {
             "ready": ready and not self.demo_errors,
-            "milvus": {"uri": self.settings.milvus.uri, "connected": self.store.connected, "error": self.store.last_error},
+            "milvus": {
+                "uri": self.settings.milvus.uri,
+                "connected": self.store.connected,
+                "error": self.store.last_error,
+            },
             "demos": demos,
         }
 
@@ -163,8 +181,14 @@ class Platform:
         return self.store.count(demo, self.tenancy.visible_expression(tenant))
 
     # -- search --------------------------------------------------------------------
-    def search(self, demo_name: str, payload: Any, top_k: int, filter_model: BaseModel | None = None,
-               tenant: str = PUBLIC_TENANT) -> SearchOutcome:
+    def search(
+        self,
+        demo_name: str,
+        payload: Any,
+        top_k: int,
+        filter_model: BaseModel | None = None,
+        tenant: str = PUBLIC_TENANT,
+    ) -> SearchOutcome:
         """Search `demo_name` for a parsed query (`Demo.parse_query_text` or
         `parse_query_file`) among what `tenant` may see, and summarize the
         hits as the demo does. Raises StoreUnavailable, DemoNotReady, or
@@ -174,15 +198,23 @@ class Platform:
         took_ms = round((time.perf_counter() - started) * 1000, 2)
         return SearchOutcome(hits, self.demos[demo_name].summarize(payload, hits), took_ms)
 
-    def search_hits(self, demo_name: str, payload: Any, top_k: int, filter_model: BaseModel | None = None,
-                    tenant: str = PUBLIC_TENANT) -> list[Hit]:
+    def search_hits(
+        self,
+        demo_name: str,
+        payload: Any,
+        top_k: int,
+        filter_model: BaseModel | None = None,
+        tenant: str = PUBLIC_TENANT,
+    ) -> list[Hit]:
         """Only the hits of `search`: among what `tenant` may see, the shared
         data and, for a visitor, their own items."""
         demo = self.require(demo_name)
         if filter_model is None and demo.Filter is not None:
             filter_model = default_filter(demo)
-        expression = all_of(demo.filter_expression(filter_model) if filter_model is not None else "",
-                            self.tenancy.visible_expression(tenant))
+        expression = all_of(
+            demo.filter_expression(filter_model) if filter_model is not None else "",
+            self.tenancy.visible_expression(tenant),
+        )
 
         return demo.search(Nearest(self.store, demo, expression), payload, top_k, filter_model)
 
@@ -210,8 +242,11 @@ class Platform:
 
     def list_jobs(self, demo: str | None = None, tenant: str | None = None, limit: int | None = None) -> list[Job]:
         """Jobs newest first, of one demo and of one tenant (None: any), at most `limit`."""
-        found = [j for j in self.jobs.jobs.values()
-                 if (demo is None or j.demo == demo) and (tenant is None or j.tenant == tenant)]
+        found = [
+            j
+            for j in self.jobs.jobs.values()
+            if (demo is None or j.demo == demo) and (tenant is None or j.tenant == tenant)
+        ]
         return sorted(found, key=lambda j: -j.created)[:limit]
 
     def active_jobs(self, demo: str | None = None, tenant: str | None = None) -> list[Job]:
@@ -282,7 +317,10 @@ class Nearest:
 
 def to_hit(demo: Demo, row: dict[str, Any]) -> Hit:
     return Hit(
-        row["id"], float(row["score"]), row.get("title", ""), {f.name: row.get(f.name) for f in demo.fields},
+        row["id"],
+        float(row["score"]),
+        row.get("title", ""),
+        {f.name: row.get(f.name) for f in demo.fields},
         media_url(demo, row["id"], row.get("media"), "media"),
         media_url(demo, row["id"], row.get("thumb"), "thumbnail"),
         item=row.get("item", ""),

@@ -21,7 +21,8 @@ class ScaffoldError(ValueError):
 def check_name(name: str) -> str:
     if not NAME.match(name) or keyword.iskeyword(name) or name.endswith("_"):
         raise ScaffoldError(
-            f"{name!r} is not a usable demo name: use 2-41 lower-case letters, digits and '_', starting with a letter")
+            f"{name!r} is not a usable demo name: use 2-41 lower-case letters, digits and '_', starting with a letter"
+        )
     return name
 
 
@@ -54,7 +55,7 @@ def _camel(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_"))
 
 
-PYPROJECT = '''[build-system]
+PYPROJECT = """[build-system]
 requires = ["setuptools>=68"]
 build-backend = "setuptools.build_meta"
 
@@ -77,9 +78,9 @@ include = ["{package}*"]
 
 [tool.setuptools.package-data]
 {package} = ["data/*"]
-'''
+"""
 
-README = '''# {dist}
+README = """# {dist}
 
 A [vectorfair](https://github.com/) demo plugin, made by `vectorfair new-plugin {name}`.
 
@@ -100,7 +101,7 @@ What to change, in `{package}/__init__.py`:
 The tests call `vectorfair.testing.check_conformance`, which loads the sample
 set into real Milvus Lite through the HTTP API and checks the schema, the
 encoder's dimension, the load and that stored items find themselves.
-'''
+"""
 
 MODULE = '''"""{title}: search short texts by their spelling (character trigrams).
 
@@ -160,21 +161,26 @@ def register_demos():
     return [{cls}]
 '''
 
-SAMPLE = "\n".join(
-    '{"text": "%s", "group": "%s"}' % (text, group) for text, group in [
-        ("vector search finds the nearest neighbours", "search"),
-        ("an index trades a little recall for speed", "search"),
-        ("cosine similarity compares directions", "math"),
-        ("the inner product of unit vectors is their cosine", "math"),
-        ("Milvus stores vectors in collections", "milvus"),
-        ("a partition key keeps tenants apart", "milvus"),
-        ("embeddings turn text into vectors", "models"),
-        ("a sentence encoder maps meaning to geometry", "models"),
-        ("batching queries keeps the model busy", "serving"),
-        ("a job loads many items in the background", "serving"),
-        ("plugins register demos through entry points", "plugins"),
-        ("a hook lets a plugin add routes", "plugins"),
-    ]) + "\n"
+SAMPLE = (
+    "\n".join(
+        '{"text": "%s", "group": "%s"}' % (text, group)
+        for text, group in [
+            ("vector search finds the nearest neighbours", "search"),
+            ("an index trades a little recall for speed", "search"),
+            ("cosine similarity compares directions", "math"),
+            ("the inner product of unit vectors is their cosine", "math"),
+            ("Milvus stores vectors in collections", "milvus"),
+            ("a partition key keeps tenants apart", "milvus"),
+            ("embeddings turn text into vectors", "models"),
+            ("a sentence encoder maps meaning to geometry", "models"),
+            ("batching queries keeps the model busy", "serving"),
+            ("a job loads many items in the background", "serving"),
+            ("plugins register demos through entry points", "plugins"),
+            ("a hook lets a plugin add routes", "plugins"),
+        ]
+    )
+    + "\n"
+)
 
 TESTS = '''"""The plugin on real Milvus Lite through the HTTP API."""
 

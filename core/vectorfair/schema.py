@@ -20,14 +20,17 @@ import numpy as np
 # str: VARCHAR (max_length bytes); int: INT64; int32/int16/int8; float: DOUBLE;
 # float32: FLOAT; bool: BOOL; json: any JSON value; str_list, int_list,
 # float_list: ARRAY of at most max_items VARCHAR / INT64 / DOUBLE.
-ScalarKind = Literal["str", "int", "int32", "int16", "int8", "float", "float32", "bool", "json",
-                     "str_list", "int_list", "float_list"]
+ScalarKind = Literal[
+    "str", "int", "int32", "int16", "int8", "float", "float32", "bool", "json", "str_list", "int_list", "float_list"
+]
 # float: FLOAT_VECTOR; float16: FLOAT16_VECTOR; binary: BINARY_VECTOR (dim
 # bits); sparse: SPARSE_FLOAT_VECTOR ({index: weight}, dim optional).
 VectorKind = Literal["float", "float16", "binary", "sparse"]
 METRICS = {
-    "float": ("COSINE", "IP", "L2"), "float16": ("COSINE", "IP", "L2"),
-    "binary": ("JACCARD", "HAMMING"), "sparse": ("IP",),
+    "float": ("COSINE", "IP", "L2"),
+    "float16": ("COSINE", "IP", "L2"),
+    "binary": ("JACCARD", "HAMMING"),
+    "sparse": ("IP",),
 }
 # Fields every collection has; a demo's own fields may not reuse these names.
 CORE_FIELDS = ("id", "title", "item", "media", "thumb", "tenant", "created")
@@ -86,10 +89,13 @@ def problems_of(scalars: Sequence[ScalarField], vectors: Sequence[VectorField]) 
             problems.append(f"{field!r} is neither a ScalarField nor a VectorField")
             continue
         if field.name in RESERVED_NAMES:
-            problems.append(f"field name {field.name!r} is reserved by the core ({', '.join(sorted(RESERVED_NAMES))}); "
-                            "rename it")
+            problems.append(
+                f"field name {field.name!r} is reserved by the core ({', '.join(sorted(RESERVED_NAMES))}); rename it"
+            )
         elif not NAME.fullmatch(field.name):
-            problems.append(f"field name {field.name!r}: use lower-case letters, digits and '_', starting with a letter")
+            problems.append(
+                f"field name {field.name!r}: use lower-case letters, digits and '_', starting with a letter"
+            )
         if field.name in names:
             problems.append(f"field name {field.name!r} is declared twice")
         names.add(field.name)
@@ -112,8 +118,10 @@ def _vector_problems(field: VectorField, role: str = "vector field") -> list[str
     if field.kind == "binary" and isinstance(field.dim, int) and field.dim % 8:
         problems.append(f"{where}: a binary vector's dim counts bits and must be a multiple of 8, not {field.dim}")
     if field.metric not in METRICS[field.kind]:
-        problems.append(f"{where}: metric {field.metric!r} does not apply to {field.kind} vectors; "
-                        f"use {' or '.join(METRICS[field.kind])}")
+        problems.append(
+            f"{where}: metric {field.metric!r} does not apply to {field.kind} vectors; "
+            f"use {' or '.join(METRICS[field.kind])}"
+        )
     if field.fallback is not None:
         fallback = stored_as(field, field.fallback)
         if (field.kind, fallback.kind) not in CONVERSIONS:
@@ -242,7 +250,8 @@ def resolve(field: VectorField, backend: Backend) -> StoredVector:
                 f"vector field {field.name!r} is {field.kind}, which Milvus {backend.version} cannot store "
                 f"(it stores {', '.join(backend.vector_kinds)} vectors)"
                 + ("" if field.fallback is None else f", nor its {field.fallback.kind} fallback")
-                + "; declare a fallback VectorField the backend stores, or use a Milvus server that has it")
+                + "; declare a fallback VectorField the backend stores, or use a Milvus server that has it"
+            )
         stored = stored_as(field, field.fallback)
     preferences = stored.index if stored is field else (stored.index or field.index)
     offered = backend.indexes(stored.kind)
@@ -259,12 +268,25 @@ def _datatypes():
 
 
 SCALAR_TYPES = {
-    "str": "VARCHAR", "int": "INT64", "int32": "INT32", "int16": "INT16", "int8": "INT8", "float": "DOUBLE",
-    "float32": "FLOAT", "bool": "BOOL", "json": "JSON", "str_list": "VARCHAR", "int_list": "INT64",
+    "str": "VARCHAR",
+    "int": "INT64",
+    "int32": "INT32",
+    "int16": "INT16",
+    "int8": "INT8",
+    "float": "DOUBLE",
+    "float32": "FLOAT",
+    "bool": "BOOL",
+    "json": "JSON",
+    "str_list": "VARCHAR",
+    "int_list": "INT64",
     "float_list": "DOUBLE",
 }
-VECTOR_TYPES = {"float": "FLOAT_VECTOR", "float16": "FLOAT16_VECTOR", "binary": "BINARY_VECTOR",
-                "sparse": "SPARSE_FLOAT_VECTOR"}
+VECTOR_TYPES = {
+    "float": "FLOAT_VECTOR",
+    "float16": "FLOAT16_VECTOR",
+    "binary": "BINARY_VECTOR",
+    "sparse": "SPARSE_FLOAT_VECTOR",
+}
 
 
 def scalar_kwargs(field: ScalarField) -> dict[str, Any]:
@@ -285,8 +307,13 @@ def vector_kwargs(field: VectorField) -> dict[str, Any]:
     return kwargs
 
 
-def build_schema(client, scalars: Sequence[ScalarField], vectors: Sequence[StoredVector], tenant_partitions: bool,
-                 present: bool = False):
+def build_schema(
+    client,
+    scalars: Sequence[ScalarField],
+    vectors: Sequence[StoredVector],
+    tenant_partitions: bool,
+    present: bool = False,
+):
     """The Milvus schema of one collection; `present` adds PRESENT_VECTORS
     (the main collection of a demo with several vector fields)."""
     types = _datatypes()
@@ -301,8 +328,9 @@ def build_schema(client, scalars: Sequence[ScalarField], vectors: Sequence[Store
     schema.add_field("tenant", types.VARCHAR, max_length=KEY_BYTES, is_partition_key=tenant_partitions)
     schema.add_field("created", types.INT64)
     if present:
-        schema.add_field(PRESENT_VECTORS, types.ARRAY, element_type=types.VARCHAR, max_capacity=16,
-                         max_length=KEY_BYTES)
+        schema.add_field(
+            PRESENT_VECTORS, types.ARRAY, element_type=types.VARCHAR, max_capacity=16, max_length=KEY_BYTES
+        )
     for field in scalars:
         schema.add_field(field.name, **scalar_kwargs(field))
     return schema
@@ -311,8 +339,12 @@ def build_schema(client, scalars: Sequence[ScalarField], vectors: Sequence[Store
 def build_indexes(client, scalars: Sequence[ScalarField], vectors: Sequence[StoredVector], backend: Backend):
     params = client.prepare_index_params()
     for vector in vectors:
-        params.add_index(field_name=vector.name, index_type=vector.index_type, metric_type=vector.stored.metric,
-                         params=vector.index_params)
+        params.add_index(
+            field_name=vector.name,
+            index_type=vector.index_type,
+            metric_type=vector.stored.metric,
+            params=vector.index_params,
+        )
     for field in scalars:
         index_type = backend.scalar_index(field.kind) if field.index else None
         if index_type:
@@ -320,8 +352,12 @@ def build_indexes(client, scalars: Sequence[ScalarField], vectors: Sequence[Stor
     return params
 
 
-def schema_problems(described: dict[str, Any], expected: dict[str, Any], vectors: Sequence[StoredVector],
-                    metrics: Mapping[str, str | None]) -> list[str]:
+def schema_problems(
+    described: dict[str, Any],
+    expected: dict[str, Any],
+    vectors: Sequence[StoredVector],
+    metrics: Mapping[str, str | None],
+) -> list[str]:
     """How a stored collection (describe_collection) differs from the
     expected schema (`build_schema(...).to_dict()`); `metrics` are the
     stored indexes' metric types by vector field."""
@@ -334,10 +370,15 @@ def schema_problems(described: dict[str, Any], expected: dict[str, Any], vectors
             problems.append(f"field {field['name']!r} is missing")
         elif int(have["type"]) != int(field["type"]):
             problems.append(f"field {field['name']!r} is {have['type'].name}, the demo declares {field['type'].name}")
-        elif field["name"] in by_name and by_name[field["name"]].dim is not None \
-                and int(have.get("params", {}).get("dim", 0)) != by_name[field["name"]].dim:
-            problems.append(f"vector field {field['name']!r} has dim {have['params'].get('dim')}, "
-                            f"the demo now encodes {by_name[field['name']].dim}")
+        elif (
+            field["name"] in by_name
+            and by_name[field["name"]].dim is not None
+            and int(have.get("params", {}).get("dim", 0)) != by_name[field["name"]].dim
+        ):
+            problems.append(
+                f"vector field {field['name']!r} has dim {have['params'].get('dim')}, "
+                f"the demo now encodes {by_name[field['name']].dim}"
+            )
     problems += [f"field {extra!r} is no longer declared" for extra in stored]
     for name, vector in by_name.items():
         metric = metrics.get(name)
@@ -352,8 +393,16 @@ class VectorRejected(ValueError):
 
 
 # (declared kind, stored kind) pairs the core converts.
-CONVERSIONS = {("float", "float"), ("float16", "float16"), ("float16", "float"), ("binary", "binary"),
-               ("binary", "float"), ("binary", "sparse"), ("sparse", "sparse"), ("sparse", "float")}
+CONVERSIONS = {
+    ("float", "float"),
+    ("float16", "float16"),
+    ("float16", "float"),
+    ("binary", "binary"),
+    ("binary", "float"),
+    ("binary", "sparse"),
+    ("sparse", "sparse"),
+    ("sparse", "float"),
+}
 
 
 def checked_vector(value: Any, field: VectorField) -> Any:
@@ -375,8 +424,10 @@ def checked_vector(value: Any, field: VectorField) -> Any:
         if flat.size == bits // 8 and array.dtype == np.uint8 and bits != 8:
             return flat.tobytes()
         if flat.size != bits:
-            raise VectorRejected(f"{where} is binary with dim {bits} bits: the encoder returned {flat.size} values "
-                                 f"(give {bits} 0/1 values or {bits // 8} packed bytes)")
+            raise VectorRejected(
+                f"{where} is binary with dim {bits} bits: the encoder returned {flat.size} values "
+                f"(give {bits} 0/1 values or {bits // 8} packed bytes)"
+            )
         if not np.isin(flat, (0, 1)).all():
             raise VectorRejected(f"{where} is binary: the encoder returned values other than 0 and 1")
         return np.packbits(flat.astype(np.uint8)).tobytes()
@@ -396,8 +447,10 @@ def _checked_sparse(value: Any, field: VectorField, where: str) -> dict[int, flo
     weights: dict[int, float] = {}
     for index, weight in value.items():
         if not isinstance(index, (int, np.integer)) or index < 0 or (field.dim and index >= field.dim):
-            raise VectorRejected(f"{where}: sparse index {index!r} is not a whole number from 0"
-                                 + (f" to {field.dim - 1}" if field.dim else ""))
+            raise VectorRejected(
+                f"{where}: sparse index {index!r} is not a whole number from 0"
+                + (f" to {field.dim - 1}" if field.dim else "")
+            )
         if not np.isfinite(float(weight)):
             raise VectorRejected(f"{where}: the encoder returned a NaN or infinite weight")
         if float(weight) != 0.0:

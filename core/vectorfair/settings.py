@@ -134,14 +134,16 @@ class HttpSettings(_Section):
     # Origins allowed to call the API from a browser (CORS); empty: none.
     cors_origins: list[str] = Field(default_factory=list)
     # Added to every response that does not set them itself.
-    headers: dict[str, str] = Field(default_factory=lambda: {
-        "X-Content-Type-Options": "nosniff",
-        "X-Frame-Options": "DENY",
-        "Referrer-Policy": "same-origin",
-        "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
-        "style-src 'self' 'unsafe-inline'; script-src 'self'; object-src 'none'; "
-        "frame-ancestors 'none'; base-uri 'self'",
-    })
+    headers: dict[str, str] = Field(
+        default_factory=lambda: {
+            "X-Content-Type-Options": "nosniff",
+            "X-Frame-Options": "DENY",
+            "Referrer-Policy": "same-origin",
+            "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+            "style-src 'self' 'unsafe-inline'; script-src 'self'; object-src 'none'; "
+            "frame-ancestors 'none'; base-uri 'self'",
+        }
+    )
     # Prometheus metrics at /metrics.
     metrics: bool = True
 
@@ -200,7 +202,9 @@ def load_settings(config: str | Path | None = None, **overrides: Any) -> Setting
 
     class _FileSettings(Settings):
         @classmethod
-        def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+        def settings_customise_sources(
+            cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+        ):
             sources = [init_settings, env_settings]
             if path is not None:
                 sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
@@ -218,7 +222,5 @@ def load_settings(config: str | Path | None = None, **overrides: Any) -> Setting
 def _readable(exc: Exception) -> str:
     errors = getattr(exc, "errors", None)
     if callable(errors):
-        return "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors()
-        )
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors())
     return str(exc)

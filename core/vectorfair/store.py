@@ -22,9 +22,22 @@ from .contract import vector_fields
 from .demo import Demo
 from .expr import all_of, in_list
 from .schema import (
-    INDEX_BUILD_PARAMS, PRESENT_VECTORS, Backend, MissingCapability, StoredVector, build_indexes, build_schema,
-    checked_vector, core_values, distance_to_score, placeholder, resolve, restore_json, scalar_value,
-    schema_problems, to_stored,
+    INDEX_BUILD_PARAMS,
+    PRESENT_VECTORS,
+    Backend,
+    MissingCapability,
+    StoredVector,
+    build_indexes,
+    build_schema,
+    checked_vector,
+    core_values,
+    distance_to_score,
+    placeholder,
+    resolve,
+    restore_json,
+    scalar_value,
+    schema_problems,
+    to_stored,
 )
 from .settings import MilvusSettings
 
@@ -234,21 +247,30 @@ class Store:
                 for vector in self._ensure_one(client, demo, name, members, present=several and name == main):
                     found[vector.name], homes[vector.name] = vector, name
             indexed = {field.name: backend.scalar_index(field.kind) for field in demo.fields if field.index}
-            return CollectionInfo(main, {v.name: found[v.name] for v in vectors},
-                                  {field: kind for field, kind in indexed.items() if kind}, homes)
+            return CollectionInfo(
+                main,
+                {v.name: found[v.name] for v in vectors},
+                {field: kind for field, kind in indexed.items() if kind},
+                homes,
+            )
 
         info = self.call(ensure)
         self.collections[demo.name] = info
         return info
 
-    def _ensure_one(self, client, demo: Demo, name: str, vectors: list[StoredVector],
-                    present: bool) -> list[StoredVector]:
+    def _ensure_one(
+        self, client, demo: Demo, name: str, vectors: list[StoredVector], present: bool
+    ) -> list[StoredVector]:
         backend = self.backend_info
         schema = build_schema(client, demo.fields, vectors, backend.upsert_routes_partition_keys, present)
         if client.has_collection(name):
             described = {vector.name: client.describe_index(name, vector.name) or {} for vector in vectors}
-            problems = schema_problems(client.describe_collection(name), schema.to_dict(), vectors,
-                                       {field: index.get("metric_type") for field, index in described.items()})
+            problems = schema_problems(
+                client.describe_collection(name),
+                schema.to_dict(),
+                vectors,
+                {field: index.get("metric_type") for field, index in described.items()},
+            )
             if problems:
                 raise SchemaMismatch(
                     f"collection {name} does not match demo {demo.name!r}: {'; '.join(problems)}. "
@@ -258,10 +280,17 @@ class Store:
                 )
             vectors = [_as_found(vector, described[vector.name]) for vector in vectors]
         else:
-            client.create_collection(name, schema=schema, index_params=build_indexes(client, demo.fields, vectors, backend))
-            log.info("created collection %s (%s)", name, "; ".join(
-                f"{v.name}: {v.stored.kind} {v.stored.dim or ''} {v.stored.metric} {v.index_type} {v.index_params or ''}"
-                for v in vectors))
+            client.create_collection(
+                name, schema=schema, index_params=build_indexes(client, demo.fields, vectors, backend)
+            )
+            log.info(
+                "created collection %s (%s)",
+                name,
+                "; ".join(
+                    f"{v.name}: {v.stored.kind} {v.stored.dim or ''} {v.stored.metric} {v.index_type} {v.index_params or ''}"
+                    for v in vectors
+                ),
+            )
         client.load_collection(name)
         return vectors
 
@@ -304,8 +333,11 @@ class Store:
         stored = core_values(row)
         for vector in vectors:
             value = row.get(vector.name)
-            stored[vector.name] = (placeholder(vector) if value is None else
-                                   _milvus_value(to_stored(checked_vector(value, vector.declared), vector)))
+            stored[vector.name] = (
+                placeholder(vector)
+                if value is None
+                else _milvus_value(to_stored(checked_vector(value, vector.declared), vector))
+            )
         for field in demo.fields:
             stored[field.name] = scalar_value(field, row.get(field.name))
         return stored
@@ -319,8 +351,9 @@ class Store:
             names = self.collection_info(demo).names()
             self.call(lambda client: [client.flush(name) for name in names])
 
-    def search(self, demo: Demo, vector: Any, limit: int, expression: str = "",
-               field: str | None = None) -> list[dict[str, Any]]:
+    def search(
+        self, demo: Demo, vector: Any, limit: int, expression: str = "", field: str | None = None
+    ) -> list[dict[str, Any]]:
         """Rows nearest to `vector` on a vector field (the first by default),
         best first, each with its `distance` and a higher-is-better `score`."""
         info = self.collection_info(demo)
@@ -333,15 +366,30 @@ class Store:
 
         def run(client):
             return client.search(
-                name, data=[query], limit=limit, filter=expression, output_fields=self.output_fields(demo),
-                search_params=params, anns_field=stored.name, consistency_level=READ_CONSISTENCY,
+                name,
+                data=[query],
+                limit=limit,
+                filter=expression,
+                output_fields=self.output_fields(demo),
+                search_params=params,
+                anns_field=stored.name,
+                consistency_level=READ_CONSISTENCY,
             )
 
         result = self.call(run)
         metric, dim = stored.stored.metric, stored.stored.dim
-        return [restore_json(demo.fields, {**hit["entity"], "id": hit["id"], "distance": hit["distance"],
-                                           "score": distance_to_score(hit["distance"], metric, dim)})
-                for hit in result[0]]
+        return [
+            restore_json(
+                demo.fields,
+                {
+                    **hit["entity"],
+                    "id": hit["id"],
+                    "distance": hit["distance"],
+                    "score": distance_to_score(hit["distance"], metric, dim),
+                },
+            )
+            for hit in result[0]
+        ]
 
     def get(self, demo: Demo, row_id: str) -> dict[str, Any] | None:
         # Not client.get(ids=...): pymilvus puts the id into its filter
@@ -349,17 +397,22 @@ class Store:
         rows = self.query(demo, in_list("id", [row_id]), self.output_fields(demo), limit=1)
         return rows[0] if rows else None
 
-    def query(self, demo: Demo, expression: str, fields: Sequence[str], limit: int = 16384,
-              catch_up: bool = False) -> list[dict[str, Any]]:
+    def query(
+        self, demo: Demo, expression: str, fields: Sequence[str], limit: int = 16384, catch_up: bool = False
+    ) -> list[dict[str, Any]]:
         """Rows matching `expression`. `catch_up`: see every write Milvus has
         accepted, from any process (Strong, ~200 ms on a server), not only
         this process's own."""
         name = self.collection_name(demo)
         level = CATCH_UP_CONSISTENCY if catch_up else READ_CONSISTENCY
-        return [restore_json(demo.fields, dict(r)) for r in self.call(
-            lambda client: client.query(name, filter=expression, output_fields=list(fields), limit=limit,
-                                        consistency_level=level)
-        )]
+        return [
+            restore_json(demo.fields, dict(r))
+            for r in self.call(
+                lambda client: client.query(
+                    name, filter=expression, output_fields=list(fields), limit=limit, consistency_level=level
+                )
+            )
+        ]
 
     def stored_vectors_of(self, demo: Demo, field: str, expression: str = "", limit: int = 16) -> list[dict[str, Any]]:
         """Rows (id and the stored value of vector field `field`) that have
@@ -368,15 +421,21 @@ class Store:
         name = info.homes.get(field, info.name)
         if name == info.name and len(info.vectors) > 1:
             expression = all_of(f'array_contains({PRESENT_VECTORS}, "{field}")', expression)
-        return self.call(lambda client: client.query(name, filter=expression, output_fields=["id", field], limit=limit,
-                                                     consistency_level=READ_CONSISTENCY))
+        return self.call(
+            lambda client: client.query(
+                name, filter=expression, output_fields=["id", field], limit=limit, consistency_level=READ_CONSISTENCY
+            )
+        )
 
     def count(self, demo: Demo, expression: str = "") -> int:
         # count(*) rather than num_entities: a server counts deleted rows in
         # num_entities until compaction.
         name = self.collection_name(demo)
-        rows = self.call(lambda client: client.query(name, filter=expression, output_fields=["count(*)"],
-                                                     consistency_level=READ_CONSISTENCY))
+        rows = self.call(
+            lambda client: client.query(
+                name, filter=expression, output_fields=["count(*)"], consistency_level=READ_CONSISTENCY
+            )
+        )
         return int(rows[0]["count(*)"]) if rows else 0
 
     def delete(self, demo: Demo, expression: str) -> None:
@@ -384,8 +443,9 @@ class Store:
 
     def delete_ids(self, demo: Demo, ids: Sequence[str]) -> None:
         """Delete rows by id, DELETE_CHUNK ids to a filter expression."""
-        self._delete(demo, [in_list("id", list(ids[start:start + DELETE_CHUNK]))
-                            for start in range(0, len(ids), DELETE_CHUNK)])
+        self._delete(
+            demo, [in_list("id", list(ids[start : start + DELETE_CHUNK])) for start in range(0, len(ids), DELETE_CHUNK)]
+        )
 
     def _delete(self, demo: Demo, expressions: list[str]) -> None:
         names = self.collection_info(demo).names()
@@ -399,8 +459,9 @@ class Store:
                     # server answers a delete without one, so the next read could
                     # still see the deleted rows. One catch-up read, after all the
                     # deletes, waits until they are applied; every later read sees them.
-                    client.query(name, filter=expressions[-1], output_fields=["count(*)"],
-                                 consistency_level=CATCH_UP_CONSISTENCY)
+                    client.query(
+                        name, filter=expressions[-1], output_fields=["count(*)"], consistency_level=CATCH_UP_CONSISTENCY
+                    )
 
         self.call(run)
 
@@ -450,7 +511,11 @@ def _auth_cause(exc: BaseException) -> BaseException | None:
         seen.add(id(exc))
         code = getattr(exc, "code", None)
         status = code() if callable(code) else code
-        if getattr(status, "name", None) == "UNAUTHENTICATED" or status == 1800 or "auth check fail" in str(exc).lower():
+        if (
+            getattr(status, "name", None) == "UNAUTHENTICATED"
+            or status == 1800
+            or "auth check fail" in str(exc).lower()
+        ):
             return exc
         exc = exc.__cause__ or exc.__context__
     return None
@@ -460,8 +525,10 @@ def auth_failure_message(uri: str, exc: BaseException) -> str:
     cause = _auth_cause(exc) or exc
     details = getattr(cause, "details", None)
     detail = (details() if callable(details) else None) or getattr(cause, "message", None) or str(cause)
-    return (f"{AUTH_FAILURE_PREFIX} at {uri} ({detail}). Set VECTORFAIR_MILVUS__TOKEN (or [milvus] token) to "
-            "\"user:password\" of a Milvus user, or to an API key, then start again")
+    return (
+        f"{AUTH_FAILURE_PREFIX} at {uri} ({detail}). Set VECTORFAIR_MILVUS__TOKEN (or [milvus] token) to "
+        '"user:password" of a Milvus user, or to an API key, then start again'
+    )
 
 
 class _KnownLiteNoise(logging.Filter):

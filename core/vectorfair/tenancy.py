@@ -166,7 +166,7 @@ class Tenancy:
             return 0
         used: set[str] = set()
         for start in range(0, len(candidates), DELETE_CHUNK):
-            chunk = candidates[start:start + DELETE_CHUNK]
+            chunk = candidates[start : start + DELETE_CHUNK]
             expression = f"({in_list('media', chunk)}) or ({in_list('thumb', chunk)})"
             for _, demo in self._ready_demos():
                 used |= _blob_keys(self.store.query(demo, expression, ["media", "thumb"], QUERY_LIMIT))

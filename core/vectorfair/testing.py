@@ -35,13 +35,14 @@ def write_config(root: Path, body: str = "", plugins: str = "") -> Path:
     server = os.environ.get(TEST_MILVUS_URI)
     if server:
         token = os.environ.get(TEST_MILVUS_TOKEN, "")
-        milvus = (f'uri = "{server}"\ncollection_prefix = "{collection_prefix_for(root)}"\n'
-                  + (f'token = "{token}"\n' if token else ""))
+        milvus = f'uri = "{server}"\ncollection_prefix = "{collection_prefix_for(root)}"\n' + (
+            f'token = "{token}"\n' if token else ""
+        )
     else:
         milvus = f'uri = "{data}/milvus.db"\n'
     config.write_text(
         f'data_dir = "{data}"\nplugins = "{plugins}"\n'
-        f'[milvus]\n{milvus}reconnect_interval = 0.5\n'
+        f"[milvus]\n{milvus}reconnect_interval = 0.5\n"
         f'[media]\npath = "{data}/media"\n' + body
     )
     return config
@@ -76,8 +77,15 @@ class MilvusServer:
     `stop(kill=True)` is a crash (SIGKILL); `start()` again restarts on the
     same data."""
 
-    def __init__(self, data_dir: Path, port: int, extra_args: tuple[str, ...] = (), log: Path | None = None,
-                 ready_timeout: float = 180.0, token: str = ""):
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int,
+        extra_args: tuple[str, ...] = (),
+        log: Path | None = None,
+        ready_timeout: float = 180.0,
+        token: str = "",
+    ):
         self.token = token
         self.data_dir = Path(data_dir)
         self.port = port
@@ -91,8 +99,9 @@ class MilvusServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> MilvusServer:
-        executable = shutil.which("milvus-server", path=os.pathsep.join([str(Path(sys.executable).parent),
-                                                                          os.environ.get("PATH", "")]))
+        executable = shutil.which(
+            "milvus-server", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        )
         if executable is None:
             raise RuntimeError("milvus-server is not installed: pip install 'milvus==2.3.5' (the test extra)")
         _remove_stale_pid_file()
@@ -102,9 +111,21 @@ class MilvusServer:
                 # --proxy-port alone is a first choice: the wrapper takes the
                 # next free port when it is still held (a restart right after a
                 # stop); the extra config pins what the server itself binds.
-                [executable, "--data", str(self.data_dir), "--proxy-port", str(self.port),
-                 "--extra-config", f"proxy.port={self.port}", *self.extra_args],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+                [
+                    executable,
+                    "--data",
+                    str(self.data_dir),
+                    "--proxy-port",
+                    str(self.port),
+                    "--extra-config",
+                    f"proxy.port={self.port}",
+                    *self.extra_args,
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         try:
             self._wait_ready()
         except BaseException:
@@ -218,8 +239,9 @@ def sample_loaded_client(root: Path, demo: str, options: str = "", timeout: floa
         yield client
 
 
-def check_conformance(root: Path, demo: str, options: str = "", query: dict | None = None,
-                      self_search: int = 5) -> dict:
+def check_conformance(
+    root: Path, demo: str, options: str = "", query: dict | None = None, self_search: int = 5
+) -> dict:
     """Load `demo`'s sample data in a fresh app under `root`, then run
     `assert_conforms` on it."""
     with sample_loaded_client(root, demo, options) as client:
@@ -260,8 +282,9 @@ def assert_conforms(client, demo: str, query: dict | None = None, self_search: i
     ready = client.get("/readyz").json()
     assert ready["demos"].get(demo) == "ready", f"{demo}'s collection is not ready: {ready}"
     job = client.sample_job
-    assert job["state"] == "succeeded" and job["failed"] == 0 and job["done"] > 0, \
+    assert job["state"] == "succeeded" and job["failed"] == 0 and job["done"] > 0, (
         f"the sample data of {demo} did not load cleanly: {job}"
+    )
     store = platform.store
     info = store.collection_info(instance)
     first = info.vector()
@@ -274,11 +297,13 @@ def assert_conforms(client, demo: str, query: dict | None = None, self_search: i
         for record in records:
             if isinstance(record, ItemError):
                 continue
-            entries = list(instance.parse_upload(record) if isinstance(record, Upload)
-                           else instance.parse_record(record))
+            entries = list(
+                instance.parse_upload(record) if isinstance(record, Upload) else instance.parse_record(record)
+            )
             parsed.append((record, entries))
-    payloads = [e.payload for _, entries in parsed for e in entries
-                if e.payload is not None and first.name not in e.vectors][:6]
+    payloads = [
+        e.payload for _, entries in parsed for e in entries if e.payload is not None and first.name not in e.vectors
+    ][:6]
     if payloads:
         once, again = instance.encode(payloads), instance.encode(payloads)
         assert len(once) == len(payloads), f"{demo}.encode returned {len(once)} vectors for {len(payloads)} payloads"
@@ -299,7 +324,8 @@ def assert_conforms(client, demo: str, query: dict | None = None, self_search: i
             again = to_stored(checked_vector(vector, first.declared), first)
             assert _same_vector(again, stored[0][first.name]), (
                 f"{demo}: the first sample item, parsed and encoded again, does not give the vector stored for it "
-                "(is the encoder or parse_* deterministic?)")
+                "(is the encoder or parse_* deterministic?)"
+            )
 
     # Each stored row finds itself, on every vector field.
     rows_checked = 0
@@ -311,8 +337,9 @@ def assert_conforms(client, demo: str, query: dict | None = None, self_search: i
             hits = store.search(instance, query_vector, 5, field=field.name)
             best = hits[0]["score"] if hits else None
             tied = {h["id"] for h in hits if abs(h["score"] - best) < 1e-5} if hits else set()
-            assert row["id"] in tied, (f"row {row['id']} of {demo}, searched by its own {field.name!r} vector, "
-                                       f"is not first: {hits[:3]}")
+            assert row["id"] in tied, (
+                f"row {row['id']} of {demo}, searched by its own {field.name!r} vector, is not first: {hits[:3]}"
+            )
         rows_checked += len(rows)
 
     if query is None and instance.sample_query:
@@ -325,14 +352,16 @@ def assert_conforms(client, demo: str, query: dict | None = None, self_search: i
             defaults = instance.Filter().model_dump(mode="json")
             with_filter = _with_filter(query, defaults)
             response = client.post(f"/api/demos/{demo}/search", **with_filter)
-            assert response.status_code == 200, (f"search of {demo} with its Filter defaults {defaults} answered "
-                                                 f"{response.status_code}: {response.text}")
+            assert response.status_code == 200, (
+                f"search of {demo} with its Filter defaults {defaults} answered {response.status_code}: {response.text}"
+            )
             matching = _filter_matching_a_stored_row(instance, store)
             if matching:
                 response = client.post(f"/api/demos/{demo}/search", **_with_filter(query, {**defaults, **matching}))
                 assert response.status_code == 200 and response.json()["hits"], (
                     f"search of {demo} with the filter {matching}, taken from a stored row, answered "
-                    f"{response.status_code} with {response.text[:300]}: does filter_expression name its fields right?")
+                    f"{response.status_code} with {response.text[:300]}: does filter_expression name its fields right?"
+                )
     return {"sample_job": job, "rows_checked": rows_checked, "payloads_encoded": len(payloads)}
 
 
@@ -345,13 +374,13 @@ def _filter_matching_a_stored_row(instance, store) -> dict:
     if not rows:
         return {}
     values = {}
-    for member, info in instance.Filter.model_fields.items():
+    for member in instance.Filter.model_fields:
         target = filter_target(member, instance.fields)
         value = rows[0].get(target[0].name) if target else None
         if value in (None, "", []) or isinstance(value, dict):
             continue
         # A list field: one of its values, alone or as a list.
-        for option in ([value[0], value[:1]] if isinstance(value, list) else [value]):
+        for option in [value[0], value[:1]] if isinstance(value, list) else [value]:
             try:
                 instance.Filter.model_validate({**values, member: option})
             except Exception:

@@ -35,17 +35,28 @@ def mount_web(app, platform: Platform, extra_static: list[tuple[str, Path]]) -> 
         if demo is None:
             raise HTTPException(404, f"no demo {name!r}; enabled demos: {', '.join(platform.demos) or 'none'}")
         page = {
-            "name": demo.name, "title": demo.title, "inputs": list(demo.inputs),
-            "text_input": text_query(demo), "file_input": file_query(demo),
+            "name": demo.name,
+            "title": demo.title,
+            "inputs": list(demo.inputs),
+            "text_input": text_query(demo),
+            "file_input": file_query(demo),
             "accept": ",".join(ACCEPT.get(kind, "*/*") for kind in demo.inputs if kind in ACCEPT),
-            "sample_query": demo.sample_query, "query_preview": demo.query_preview,
+            "sample_query": demo.sample_query,
+            "query_preview": demo.query_preview,
             "filters": demo.Filter.model_json_schema() if demo.Filter else None,
-            "accepts": list(accepted_suffixes(demo)), "result_script": demo.result_script,
+            "accepts": list(accepted_suffixes(demo)),
+            "result_script": demo.result_script,
         }
-        return templates.TemplateResponse(request, "demo.html", {
-            "demo": demo, "demos": list(platform.demos.values()), "accepts": accepted_suffixes(demo),
-            # "</" escaped: the JSON sits inside a <script> element.
-            "page_json": json.dumps(page).replace("</", "<\\/"),
-        })
+        return templates.TemplateResponse(
+            request,
+            "demo.html",
+            {
+                "demo": demo,
+                "demos": list(platform.demos.values()),
+                "accepts": accepted_suffixes(demo),
+                # "</" escaped: the JSON sits inside a <script> element.
+                "page_json": json.dumps(page).replace("</", "<\\/"),
+            },
+        )
 
     app.include_router(router)

@@ -35,15 +35,49 @@ from .items import ITEM_ID, add_item_routes
 from .jobs import add_demo_job_routes
 from .platform import demo_info, platform_router, unknown_demo_router
 from .schemas import (
-    ADMIN_ERRORS, ERRORS, DemoInfo, ErrorBody, Failure, FieldStats, HitOut, Item, ItemDeleted, ItemsAdded, JobCreated,
-    JobOut, PluginOut, SearchResult, Stats, VectorStats,
+    ADMIN_ERRORS,
+    ERRORS,
+    DemoInfo,
+    ErrorBody,
+    Failure,
+    FieldStats,
+    HitOut,
+    Item,
+    ItemDeleted,
+    ItemsAdded,
+    JobCreated,
+    JobOut,
+    PluginOut,
+    SearchResult,
+    Stats,
+    VectorStats,
 )
 from .search import add_search_routes
 
 __all__ = [
-    "create_app", "demo_router", "demo_info", "bad_request", "BodyLimit", "RETRY_AFTER_SECONDS", "ITEM_ID",
-    "ERRORS", "ADMIN_ERRORS", "DemoInfo", "ErrorBody", "Failure", "FieldStats", "HitOut", "Item", "ItemDeleted",
-    "ItemsAdded", "JobCreated", "JobOut", "PluginOut", "SearchResult", "Stats", "VectorStats",
+    "create_app",
+    "demo_router",
+    "demo_info",
+    "bad_request",
+    "BodyLimit",
+    "RETRY_AFTER_SECONDS",
+    "ITEM_ID",
+    "ERRORS",
+    "ADMIN_ERRORS",
+    "DemoInfo",
+    "ErrorBody",
+    "Failure",
+    "FieldStats",
+    "HitOut",
+    "Item",
+    "ItemDeleted",
+    "ItemsAdded",
+    "JobCreated",
+    "JobOut",
+    "PluginOut",
+    "SearchResult",
+    "Stats",
+    "VectorStats",
 ]
 
 log = logging.getLogger("vectorfair.api")
@@ -57,8 +91,11 @@ def create_app(settings: Settings | None = None, extra_plugins=(), platform: Pla
     async def lifespan(app: FastAPI):
         platform.jobs.start()
         watcher = asyncio.create_task(_keep_ready(platform), name="vectorfair-ready")
-        cleaner = (asyncio.create_task(_expire_visitor_data(platform), name="vectorfair-expiry")
-                   if platform.settings.visitors.separate else None)
+        cleaner = (
+            asyncio.create_task(_expire_visitor_data(platform), name="vectorfair-expiry")
+            if platform.settings.visitors.separate
+            else None
+        )
         for result in platform.hook.startup(app=app, demos=platform.demos):
             if asyncio.iscoroutine(result):
                 await result
@@ -91,10 +128,14 @@ def create_app(settings: Settings | None = None, extra_plugins=(), platform: Pla
         app.add_middleware(RateLimits, settings=settings)
     app.add_middleware(ResponseHeaders, headers=settings.http.headers)
     if settings.http.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.http.cors_origins, allow_credentials=True,
-                           allow_methods=["GET", "POST", "DELETE"],
-                           allow_headers=["Content-Type", API_KEY_HEADER, "X-Request-ID"],
-                           expose_headers=["X-Request-ID", "Retry-After", "Location"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.http.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Content-Type", API_KEY_HEADER, "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After", "Location"],
+        )
     app.state.metrics = Metrics(platform)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     app.add_middleware(CorrelationIdMiddleware)

@@ -57,7 +57,9 @@ def validation_text(errors) -> str:
 
 
 def _jsonable(errors) -> list[dict[str, Any]]:
-    return json.loads(json.dumps([{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in errors], default=str))
+    return json.loads(
+        json.dumps([{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in errors], default=str)
+    )
 
 
 class BodyLimit:

@@ -11,8 +11,8 @@ from fastapi.responses import FileResponse, JSONResponse
 from ..contract import accepted_suffixes, takes_records
 from ..demo import Demo
 from ..guard import tenant_of
-from ..runtime import Platform, media_url
 from ..quotas import QUOTA_REFUSAL
+from ..runtime import Platform, media_url
 from ..tenancy import PUBLIC_TENANT, row_tenant
 from .errors import bad_request
 from .schemas import ADMIN_ERRORS, ERRORS, Failure, Item, ItemDeleted, ItemsAdded
@@ -45,43 +45,69 @@ def add_item_routes(router: APIRouter, platform: Platform, demo: Demo) -> None:
         if outcomes and not body.ids:
             over_quota = all(f.error.startswith(QUOTA_REFUSAL) for f in body.failed)
             return JSONResponse(
-                {"detail": "no item could be stored: " + "; ".join(f"{f.name}: {f.error}" for f in body.failed[:10]),
-                 **body.model_dump()},
+                {
+                    "detail": "no item could be stored: " + "; ".join(f"{f.name}: {f.error}" for f in body.failed[:10]),
+                    **body.model_dump(),
+                },
                 status_code=403 if over_quota else 422,
             )
         return JSONResponse(body.model_dump(), status_code=201)
 
     router.add_api_route(
-        "/items", add_items, methods=["POST"], status_code=201, response_model=ItemsAdded, responses=ERRORS,
+        "/items",
+        add_items,
+        methods=["POST"],
+        status_code=201,
+        response_model=ItemsAdded,
+        responses=ERRORS,
         summary=f"Add items to {demo.title}",
         description="Stores the items now; one that cannot be used is listed in `failed`, the rest are stored. "
         "Items already stored (same content) are not stored again.",
-        openapi_extra={"requestBody": {"required": True, "content": {
-            kind: {"schema": schema} for kind, schema in _item_bodies(demo).items()}}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {kind: {"schema": schema} for kind, schema in _item_bodies(demo).items()},
+            }
+        },
     )
 
     @router.get("/items/{item_id}", response_model=Item, responses=ERRORS, summary=f"One item of {demo.title}")
     async def get_item(item_id: str, request: Request):
         row = await visible_row(platform, demo, item_id, tenant_of(request))
         return Item(
-            id=row["id"], title=row.get("title", ""), item=row.get("item", ""), created=row.get("created", 0),
+            id=row["id"],
+            title=row.get("title", ""),
+            item=row.get("item", ""),
+            created=row.get("created", 0),
             media_url=media_url(demo, row["id"], row.get("media"), "media"),
             thumbnail_url=media_url(demo, row["id"], row.get("thumb"), "thumbnail"),
             fields={f.name: row.get(f.name) for f in demo.fields},
         )
 
-    @router.get("/items/{item_id}/media", responses={**ERRORS, 200: {"content": {"application/octet-stream": {}}}},
-                response_class=FileResponse, summary="The item's stored media (HTTP range requests work)")
+    @router.get(
+        "/items/{item_id}/media",
+        responses={**ERRORS, 200: {"content": {"application/octet-stream": {}}}},
+        response_class=FileResponse,
+        summary="The item's stored media (HTTP range requests work)",
+    )
     async def get_media(item_id: str, request: Request):
         return await _blob(platform, demo, item_id, "media", "media", request)
 
-    @router.get("/items/{item_id}/thumbnail", responses={**ERRORS, 200: {"content": {"image/*": {}}}},
-                response_class=FileResponse, summary="The item's thumbnail")
+    @router.get(
+        "/items/{item_id}/thumbnail",
+        responses={**ERRORS, 200: {"content": {"image/*": {}}}},
+        response_class=FileResponse,
+        summary="The item's thumbnail",
+    )
     async def get_thumbnail(item_id: str, request: Request):
         return await _blob(platform, demo, item_id, "thumb", "thumbnail", request)
 
-    @router.delete("/items/{item_id}", response_model=ItemDeleted, responses=ADMIN_ERRORS,
-                   summary=f"Delete one item of {demo.title}")
+    @router.delete(
+        "/items/{item_id}",
+        response_model=ItemDeleted,
+        responses=ADMIN_ERRORS,
+        summary=f"Delete one item of {demo.title}",
+    )
     async def delete_item(item_id: str, request: Request):
         """Deletes the item a row belongs to (every row of it: a video's keyframes, a recording's windows).
         Visitors delete their own items; shared items need the admin key."""
@@ -90,8 +116,7 @@ def add_item_routes(router: APIRouter, platform: Platform, demo: Demo) -> None:
         if not platform.tenancy.owns(tenant, row):
             raise bad_request(403, "this item is shared data; only an admin (X-API-Key) can delete it")
         item = row.get("item") or row["id"]
-        deleted = await anyio.to_thread.run_sync(
-            lambda: platform.tenancy.delete_item(demo, item, row_tenant(row)))
+        deleted = await anyio.to_thread.run_sync(lambda: platform.tenancy.delete_item(demo, item, row_tenant(row)))
         return ItemDeleted(id=row["id"], item=item, deleted_rows=deleted)
 
 
@@ -99,12 +124,23 @@ def _item_bodies(demo: Demo) -> dict[str, Any]:
     """The request bodies POST /items takes: files as multipart, records as JSON."""
     bodies = {}
     if accepted_suffixes(demo):
-        bodies["multipart/form-data"] = {"type": "object", "required": ["files"], "properties": {
-            "files": {"type": "array", "items": {"type": "string", "format": "binary"},
-                      "description": f"one or more files: {', '.join(accepted_suffixes(demo))}"}}}
+        bodies["multipart/form-data"] = {
+            "type": "object",
+            "required": ["files"],
+            "properties": {
+                "files": {
+                    "type": "array",
+                    "items": {"type": "string", "format": "binary"},
+                    "description": f"one or more files: {', '.join(accepted_suffixes(demo))}",
+                }
+            },
+        }
     if takes_records(demo):
-        bodies["application/json"] = {"type": "object", "required": ["records"], "properties": {
-            "records": {"type": "array", "items": {"type": "object"}, "description": "records to add"}}}
+        bodies["application/json"] = {
+            "type": "object",
+            "required": ["records"],
+            "properties": {"records": {"type": "array", "items": {"type": "object"}, "description": "records to add"}},
+        }
     return bodies
 
 
@@ -130,5 +166,8 @@ async def _blob(platform: Platform, demo: Demo, item_id: str, field: str, what: 
         raise bad_request(404, f"item {item_id!r} has no stored {what}")
     content_type = platform.media.content_type(row[field]) or "application/octet-stream"
     shared = row_tenant(row) == PUBLIC_TENANT
-    return FileResponse(path, media_type=content_type,
-                        headers={"Cache-Control": "public, max-age=86400" if shared else "private, max-age=3600"})
+    return FileResponse(
+        path,
+        media_type=content_type,
+        headers={"Cache-Control": "public, max-age=86400" if shared else "private, max-age=3600"},
+    )

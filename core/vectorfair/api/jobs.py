@@ -78,7 +78,8 @@ def job_created(job: Job) -> JSONResponse:
     """202 with where to follow the job."""
     return JSONResponse(
         {"job_id": job.id, "status_url": f"/api/jobs/{job.id}", "events_url": f"/api/jobs/{job.id}/events"},
-        status_code=202, headers={"Location": f"/api/jobs/{job.id}"},
+        status_code=202,
+        headers={"Location": f"/api/jobs/{job.id}"},
     )
 
 
@@ -102,34 +103,80 @@ def add_demo_job_routes(router: APIRouter, platform: Platform, demo: Demo) -> No
         else:
             visitors = platform.settings.visitors
             if tenant != PUBLIC_TENANT and len(platform.active_jobs(tenant=tenant)) >= visitors.max_active_jobs:
-                raise HTTPException(429, f"you have {visitors.max_active_jobs} jobs queued or running; wait for one "
-                                         "to end (GET /api/jobs) or cancel it", headers={"Retry-After": "10"})
-            form = await read_form(request, 'multipart/form-data with an `archive` or `file` field, or JSON {"sample": true}')
+                raise HTTPException(
+                    429,
+                    f"you have {visitors.max_active_jobs} jobs queued or running; wait for one "
+                    "to end (GET /api/jobs) or cancel it",
+                    headers={"Retry-After": "10"},
+                )
+            form = await read_form(
+                request, 'multipart/form-data with an `archive` or `file` field, or JSON {"sample": true}'
+            )
             archive, single = form.get("archive"), form.get("file")
             if isinstance(archive, UploadFile):
                 stored = await save_archive(platform, archive)
-                job = platform.submit_job(name, JobSource("archive", stored.name),
-                                          label=safe_name(archive.filename or "archive"), tenant=tenant)
+                job = platform.submit_job(
+                    name,
+                    JobSource("archive", stored.name),
+                    label=safe_name(archive.filename or "archive"),
+                    tenant=tenant,
+                )
             elif isinstance(single, UploadFile) and accepted_suffixes(demo):
                 stored = await save_single(platform, single, demo, limits)
-                job = platform.submit_job(name, JobSource("file", stored.name), label=safe_name(single.filename),
-                                          tenant=tenant)
+                job = platform.submit_job(
+                    name, JobSource("file", stored.name), label=safe_name(single.filename), tenant=tenant
+                )
             else:
-                raise bad_request(422, "send a zip or tar as a multipart file field named `archive`"
-                                  + (f", or one long file ({', '.join(accepted_suffixes(demo))}) as `file`" if accepted_suffixes(demo) else ""))
+                raise bad_request(
+                    422,
+                    "send a zip or tar as a multipart file field named `archive`"
+                    + (
+                        f", or one long file ({', '.join(accepted_suffixes(demo))}) as `file`"
+                        if accepted_suffixes(demo)
+                        else ""
+                    ),
+                )
         return job_created(job)
 
     router.add_api_route(
-        "/jobs", create_job, methods=["POST"], status_code=202, response_model=JobCreated, responses=ADMIN_ERRORS,
+        "/jobs",
+        create_job,
+        methods=["POST"],
+        status_code=202,
+        response_model=JobCreated,
+        responses=ADMIN_ERRORS,
         summary=f"Bulk-load {demo.title}",
         description="Loads an archive (zip or tar of items), one long file, or the demo's sample data (admins only) "
         "in the background. Follow it with GET /api/jobs/{job_id} or its server-sent events.",
-        openapi_extra={"requestBody": {"required": True, "content": {
-            "multipart/form-data": {"schema": {"type": "object", "properties": {
-                "archive": {"type": "string", "format": "binary", "description": "zip, tar, tar.gz, tar.bz2 or tar.xz"},
-                "file": {"type": "string", "format": "binary",
-                         "description": "or one file that takes long to process (a video, a recording)"}}}},
-            "application/json": {"schema": {"type": "object", "required": ["sample"], "properties": {
-                "sample": {"type": "boolean", "enum": [True]}}}},
-        }}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "archive": {
+                                    "type": "string",
+                                    "format": "binary",
+                                    "description": "zip, tar, tar.gz, tar.bz2 or tar.xz",
+                                },
+                                "file": {
+                                    "type": "string",
+                                    "format": "binary",
+                                    "description": "or one file that takes long to process (a video, a recording)",
+                                },
+                            },
+                        }
+                    },
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["sample"],
+                            "properties": {"sample": {"type": "boolean", "enum": [True]}},
+                        }
+                    },
+                },
+            }
+        },
     )

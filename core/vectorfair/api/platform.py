@@ -50,8 +50,12 @@ def platform_router(platform: Platform) -> APIRouter:
     add_job_routes(router, platform)
 
     if platform.settings.http.metrics:
-        @router.get("/metrics", response_class=PlainTextResponse,
-                    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
+
+        @router.get(
+            "/metrics",
+            response_class=PlainTextResponse,
+            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+        )
         async def metrics(request: Request):
             """Prometheus metrics: requests, latencies, encoder batch sizes, jobs."""
             return request.app.state.metrics.response()
@@ -73,9 +77,16 @@ def demo_info(platform: Platform, demo: Demo, tenant: str = PUBLIC_TENANT) -> De
         except DemoNotReady as exc:
             status = str(exc)
     return DemoInfo(
-        name=demo.name, title=demo.title, description=demo.description, inputs=list(demo.inputs),
-        accepts=list(accepted_suffixes(demo)), accepts_records=takes_records(demo), sample_query=demo.sample_query,
-        count=count, loading=bool(platform.active_jobs(demo.name)), status=status,
+        name=demo.name,
+        title=demo.title,
+        description=demo.description,
+        inputs=list(demo.inputs),
+        accepts=list(accepted_suffixes(demo)),
+        accepts_records=takes_records(demo),
+        sample_query=demo.sample_query,
+        count=count,
+        loading=bool(platform.active_jobs(demo.name)),
+        status=status,
     )
 
 

@@ -64,7 +64,8 @@ class JobOut(BaseModel):
     updated: float
     resumed: int
     step: dict[str, Any] | None = Field(
-        None, description="progress inside the item being processed: item, done, total, unit (e.g. frames)")
+        None, description="progress inside the item being processed: item, done, total, unit (e.g. frames)"
+    )
 
 
 class HitOut(BaseModel):

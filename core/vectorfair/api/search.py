@@ -1,6 +1,7 @@
 """POST /api/demos/{demo}/search: a text query as JSON, or a file (or text)
 as multipart, with the demo's typed filter."""
 
+import functools
 import json
 from typing import Any
 
@@ -26,13 +27,24 @@ def add_search_routes(router: APIRouter, platform: Platform, demo: Demo) -> None
     description = f"Search {demo.title} by {' or '.join(demo.inputs)}; hits are ranked, best first."
 
     async def search_text(body: SearchBody, request: Request):  # type: ignore[valid-type]
-        return await _search(platform, demo, lambda: demo.parse_query_text(body.query), body.top_k,
-                             body.filter if demo.Filter else parse_filter(demo, body.filter), tenant_of(request))
+        return await _search(
+            platform,
+            demo,
+            lambda: demo.parse_query_text(body.query),
+            body.top_k,
+            body.filter if demo.Filter else parse_filter(demo, body.filter),
+            tenant_of(request),
+        )
 
     if not file_query(demo):
         router.add_api_route(
-            "/search", search_text, methods=["POST"], response_model=SearchResult, responses=ERRORS,
-            summary=f"Search {demo.title}", description=description,
+            "/search",
+            search_text,
+            methods=["POST"],
+            response_model=SearchResult,
+            responses=ERRORS,
+            summary=f"Search {demo.title}",
+            description=description,
         )
         return
 
@@ -52,21 +64,30 @@ def add_search_routes(router: APIRouter, platform: Platform, demo: Demo) -> None
         top_k = int_field(form.get("top_k"), 10, 1, limits.max_top_k, "top_k")
         filter_raw = form.get("filter")
         try:
-            filter_model = parse_filter(demo, json.loads(filter_raw) if isinstance(filter_raw, str) and filter_raw else None)
+            filter_model = parse_filter(
+                demo, json.loads(filter_raw) if isinstance(filter_raw, str) and filter_raw else None
+            )
         except json.JSONDecodeError:
             raise bad_request(422, "the `filter` field must be a JSON object") from None
         if isinstance(upload, UploadFile):
             data = await upload.read()
             if not data:
                 raise bad_request(422, "the uploaded query file is empty")
-            parse = lambda: demo.parse_query_file(Upload(upload.filename or "query", data, upload.content_type))
+            parse = functools.partial(
+                demo.parse_query_file, Upload(upload.filename or "query", data, upload.content_type)
+            )
         else:
-            parse = lambda: demo.parse_query_text(text)
+            parse = functools.partial(demo.parse_query_text, text)
         return await _search(platform, demo, parse, top_k, filter_model, tenant_of(request))
 
     router.add_api_route(
-        "/search", search_file, methods=["POST"], response_model=SearchResult, responses=ERRORS,
-        summary=f"Search {demo.title}", description=description,
+        "/search",
+        search_file,
+        methods=["POST"],
+        response_model=SearchResult,
+        responses=ERRORS,
+        summary=f"Search {demo.title}",
+        description=description,
         openapi_extra=_search_file_body(demo, limits.max_top_k),
     )
 
@@ -78,7 +99,9 @@ def search_body_model(demo: Demo, limits) -> type[BaseModel]:
         __config__=ConfigDict(extra="forbid"),
         query=(str, Field(min_length=1, max_length=limits.max_query_chars, description=" or ".join(demo.inputs))),
         top_k=(int, Field(10, ge=1, le=limits.max_top_k)),
-        filter=(demo.Filter | None, None) if demo.Filter else (dict | None, Field(None, description="this demo has no filters")),
+        filter=(demo.Filter | None, None)
+        if demo.Filter
+        else (dict | None, Field(None, description="this demo has no filters")),
     )
 
 
@@ -93,8 +116,9 @@ def parse_filter(demo: Demo, raw: Any) -> BaseModel | None:
         raise bad_request(422, f"invalid filter: {validation_text(exc.errors())}") from None
 
 
-async def _search(platform: Platform, demo: Demo, parse, top_k: int, filter_model: BaseModel | None,
-                  tenant: str) -> dict[str, Any]:
+async def _search(
+    platform: Platform, demo: Demo, parse, top_k: int, filter_model: BaseModel | None, tenant: str
+) -> dict[str, Any]:
     def run():
         # A demo may find a query unusable while parsing it or while searching.
         try:
@@ -107,23 +131,40 @@ async def _search(platform: Platform, demo: Demo, parse, top_k: int, filter_mode
 
 
 def _search_file_body(demo: Demo, max_top_k: int) -> dict[str, Any]:
-    body = _multipart_body({
-        "file": {"type": "string", "format": "binary", "description": f"the query ({', '.join(demo.inputs)})"},
-        **({"query": {"type": "string", "description": "or a text query"}} if text_query(demo) else {}),
-        "top_k": {"type": "integer", "default": 10, "minimum": 1, "maximum": max_top_k},
-        "filter": {"type": "string", "description": "optional JSON object of filters"},
-    }, required=[] if text_query(demo) else ["file"])
+    body = _multipart_body(
+        {
+            "file": {"type": "string", "format": "binary", "description": f"the query ({', '.join(demo.inputs)})"},
+            **({"query": {"type": "string", "description": "or a text query"}} if text_query(demo) else {}),
+            "top_k": {"type": "integer", "default": 10, "minimum": 1, "maximum": max_top_k},
+            "filter": {"type": "string", "description": "optional JSON object of filters"},
+        },
+        required=[] if text_query(demo) else ["file"],
+    )
     if text_query(demo):
-        body["requestBody"]["content"]["application/json"] = {"schema": {
-            "type": "object", "required": ["query"], "additionalProperties": False, "properties": {
-                "query": {"type": "string", "minLength": 1}, "top_k": {"type": "integer", "minimum": 1, "maximum": max_top_k},
-                "filter": {"type": "object", "description": "this demo's filters"}}}}
+        body["requestBody"]["content"]["application/json"] = {
+            "schema": {
+                "type": "object",
+                "required": ["query"],
+                "additionalProperties": False,
+                "properties": {
+                    "query": {"type": "string", "minLength": 1},
+                    "top_k": {"type": "integer", "minimum": 1, "maximum": max_top_k},
+                    "filter": {"type": "object", "description": "this demo's filters"},
+                },
+            }
+        }
     return body
 
 
 def _multipart_body(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-        "type": "object", "required": required, "properties": properties}}}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {"schema": {"type": "object", "required": required, "properties": properties}}
+            },
+        }
+    }
 
 
 def _camel(name: str) -> str:

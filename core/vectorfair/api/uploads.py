@@ -32,9 +32,12 @@ async def item_sources(request: Request, demo: Demo, limits) -> list[Any]:
         return records
     if not accepted_suffixes(demo):
         raise bad_request(415, f'{demo.title} takes JSON records: send {{"records": [...]}}')
-    form = await read_form(request, "multipart/form-data with one or more `files` fields"
-                           + (' or JSON {"records": [...]}' if takes_records(demo) else ""),
-                           max_files=limits.max_files_per_request)
+    form = await read_form(
+        request,
+        "multipart/form-data with one or more `files` fields"
+        + (' or JSON {"records": [...]}' if takes_records(demo) else ""),
+        max_files=limits.max_files_per_request,
+    )
     files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
     if not files:
         raise bad_request(422, "no files: send each file as a multipart field named `files`")
@@ -64,8 +67,11 @@ async def read_form(request: Request, expected: str, max_files: int = 1000):
     except Exception as exc:
         reason = getattr(exc, "detail", None) or str(exc)
         if "Too many files" in reason:
-            raise bad_request(413, f"at most {max_files} files per request; send the rest in another request, "
-                                   "or many at once as an archive job") from None
+            raise bad_request(
+                413,
+                f"at most {max_files} files per request; send the rest in another request, "
+                "or many at once as an archive job",
+            ) from None
         if "Too many fields" in reason:
             raise bad_request(413, "at most 100 form fields per request") from None
         raise bad_request(400, f"the multipart body could not be read ({reason}); send {expected}") from None
@@ -122,7 +128,10 @@ async def save_single(platform: Platform, upload: UploadFile, demo: Demo, limits
     filename = safe_name(upload.filename)
     suffix = Upload(filename, b"").suffix
     if suffix not in accepted_suffixes(demo):
-        raise bad_request(415, f"{suffix or 'a file without a suffix'} is not accepted; {demo.title} takes {', '.join(accepted_suffixes(demo))}")
+        raise bad_request(
+            415,
+            f"{suffix or 'a file without a suffix'} is not accepted; {demo.title} takes {', '.join(accepted_suffixes(demo))}",
+        )
     target = platform.uploads_dir / f"{uuid.uuid4().hex}__{filename}"
     size = await write_upload(upload, target, limits.max_member_bytes)
     if size is None:

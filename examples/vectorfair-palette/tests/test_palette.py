@@ -47,7 +47,9 @@ def test_bad_colour_queries_are_422(client, query, words):
 
 def test_a_non_image_is_refused_and_nothing_is_lost(client):
     before = client.get("/api/demos/palette/stats").json()["count"]
-    r = client.post("/api/demos/palette/items", files=[("files", ("x.png", b"not an image")),
-                                                       ("files", ("red.png", png((200, 10, 10))))])
+    r = client.post(
+        "/api/demos/palette/items",
+        files=[("files", ("x.png", b"not an image")), ("files", ("red.png", png((200, 10, 10))))],
+    )
     assert r.status_code == 201 and r.json()["failed"][0]["name"] == "x.png"
     assert client.get("/api/demos/palette/stats").json()["count"] == before + 1

@@ -10,12 +10,35 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageColor, UnidentifiedImageError
 
-from vectorfair import Demo, DemoOptions, Entry, ItemError, Media, QueryError, ScalarField, Upload, VectorField, hookimpl
+from vectorfair import (
+    Demo,
+    DemoOptions,
+    Entry,
+    ItemError,
+    Media,
+    QueryError,
+    ScalarField,
+    Upload,
+    VectorField,
+    hookimpl,
+)
 
 BINS = 4
 MAX_PIXELS = 40_000_000
-SAMPLES = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png", "grass.png",
-           "gravel.png", "brick.png", "hubble_deep_field.jpg", "retina.jpg", "ihc.png", "moon.png")
+SAMPLES = (
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "rocket.jpg",
+    "motorcycle_left.png",
+    "grass.png",
+    "gravel.png",
+    "brick.png",
+    "hubble_deep_field.jpg",
+    "retina.jpg",
+    "ihc.png",
+    "moon.png",
+)
 
 
 class PaletteOptions(DemoOptions):
@@ -26,7 +49,7 @@ def cell_counts(pixels: np.ndarray) -> np.ndarray:
     """How many pixels fall in each of the BINS^3 RGB cells."""
     cells = (pixels.reshape(-1, 3).astype(np.int32) * BINS) // 256
     index = cells[:, 0] * BINS * BINS + cells[:, 1] * BINS + cells[:, 2]
-    return np.bincount(index, minlength=BINS ** 3)
+    return np.bincount(index, minlength=BINS**3)
 
 
 def histogram(pixels: np.ndarray) -> np.ndarray:
@@ -53,11 +76,11 @@ def open_image(data: bytes, error: type[Exception]) -> Image.Image:
 class Palette(Demo):
     name = "palette"
     title = "Colour palette search"
-    description = "Find images by colour: upload an image or type colours (\"orange 3, #1e90ff\")."
+    description = 'Find images by colour: upload an image or type colours ("orange 3, #1e90ff").'
     inputs = ("image", "text")
     accepts = (".png", ".jpg", ".jpeg", ".webp", ".gif")
     fields = (ScalarField("dominant", "str", max_length=7, description="the most common colour, #rrggbb"),)
-    vectors = (VectorField(dim=BINS ** 3),)
+    vectors = (VectorField(dim=BINS**3),)
     Options = PaletteOptions
     sample_query = "orange 2, brown"
 
@@ -69,9 +92,13 @@ class Palette(Demo):
         pixels = np.asarray(image)
         thumb = io.BytesIO()
         image.save(thumb, "JPEG", quality=80)
-        yield Entry(payload=histogram(pixels), title=upload.name, fields={"dominant": dominant(pixels)},
-                    media=Media(upload.data, image.info["mime"]),
-                    thumbnail=Media(thumb.getvalue(), "image/jpeg"))
+        yield Entry(
+            payload=histogram(pixels),
+            title=upload.name,
+            fields={"dominant": dominant(pixels)},
+            media=Media(upload.data, image.info["mime"]),
+            thumbnail=Media(thumb.getvalue(), "image/jpeg"),
+        )
 
     def parse_query_file(self, upload: Upload) -> np.ndarray:
         return histogram(np.asarray(open_image(upload.data, QueryError)))

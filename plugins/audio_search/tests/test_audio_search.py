@@ -9,9 +9,9 @@ import wave
 import numpy as np
 import pytest
 import soundfile as sf
+from vectorfair_audio_search.samples import sample_files
 
 from vectorfair.testing import sample_loaded_client
-from vectorfair_audio_search.samples import sample_files
 
 pytestmark = pytest.mark.slow
 SAMPLES = dict(sample_files())
@@ -68,8 +68,8 @@ def test_noisy_excerpts_find_their_file_and_moment(client):
         mono = samples.mean(axis=1)
         length = min(rng.uniform(3.0, 5.0), len(mono) / rate)
         start = rng.uniform(0.0, len(mono) / rate - length)
-        excerpt = mono[int(start * rate):int((start + length) * rate)]
-        power = float(np.mean(excerpt ** 2))
+        excerpt = mono[int(start * rate) : int((start + length) * rate)]
+        power = float(np.mean(excerpt**2))
         noisy = excerpt + rng.normal(0.0, np.sqrt(power / 100.0), excerpt.shape)  # 20 dB SNR
         noisy = (noisy * rng.uniform(0.2, 0.9)).astype(np.float32)
         began = time.perf_counter()
@@ -84,8 +84,16 @@ def test_noisy_excerpts_find_their_file_and_moment(client):
         assert len(items) == len(set(items)), "results are grouped: one hit per file"
         assert top["media_url"].endswith(f"#t={top['fields']['offset']}")
     accuracy = found / queries
-    print(json.dumps({"excerpt_top1_with_offset": accuracy, "queries": queries, "misses": misses,
-                      "search_median_s": round(statistics.median(latencies), 3)}))
+    print(
+        json.dumps(
+            {
+                "excerpt_top1_with_offset": accuracy,
+                "queries": queries,
+                "misses": misses,
+                "search_median_s": round(statistics.median(latencies), 3),
+            }
+        )
+    )
     assert accuracy >= 0.9, misses
 
 
@@ -96,7 +104,7 @@ def test_a_short_sound_finds_itself_among_similar_ones(client):
     for name, data in short.items():
         samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
         mono = samples.mean(axis=1)
-        noisy = (mono + rng.normal(0, np.sqrt(np.mean(mono ** 2) / 100.0), mono.shape)) * 0.5
+        noisy = (mono + rng.normal(0, np.sqrt(np.mean(mono**2) / 100.0), mono.shape)) * 0.5
         found += search(client, wav_bytes(noisy.astype(np.float32), rate))["hits"][0]["title"] == name
     print(json.dumps({"short_sounds_top1": round(found / len(short), 3), "queries": len(short)}))
     # Many of these are sub-second blips with near twins (jump1..jump5): a
@@ -107,7 +115,7 @@ def test_a_short_sound_finds_itself_among_similar_ones(client):
 def test_media_plays_from_the_moment_with_range_requests(client):
     data = SAMPLES["arcade/1918.mp3"]
     samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    hit = search(client, wav_bytes(samples[60 * rate:64 * rate].mean(axis=1), rate))["hits"][0]
+    hit = search(client, wav_bytes(samples[60 * rate : 64 * rate].mean(axis=1), rate))["hits"][0]
     assert hit["title"] == "arcade/1918.mp3" and abs(hit["fields"]["offset"] - 60) <= HOP
     url = hit["media_url"].split("#", 1)[0]
     full = client.get(url)
@@ -120,7 +128,7 @@ def test_media_plays_from_the_moment_with_range_requests(client):
 
 def test_filter_by_file(client):
     samples, rate = sf.read(io.BytesIO(SAMPLES["arcade/funkyrobot.mp3"]), dtype="float32", always_2d=True)
-    query = wav_bytes(samples[30 * rate:34 * rate].mean(axis=1), rate)
+    query = wav_bytes(samples[30 * rate : 34 * rate].mean(axis=1), rate)
     hits = search(client, query, filter=json.dumps({"file": "pygame/house_lo.ogg"}))["hits"]
     assert hits and {h["fields"]["file"] for h in hits} == {"pygame/house_lo.ogg"}
 
@@ -148,8 +156,9 @@ def hostile_files():
 
 def test_hostile_files_are_rejected_one_by_one_and_nothing_stored_is_lost(client):
     before = count(client)
-    good = wav_bytes((0.4 * np.sin(np.linspace(0, 900 * np.pi, 44100 * 3)) *
-                      np.linspace(0, 1, 44100 * 3)).astype(np.float32))
+    good = wav_bytes(
+        (0.4 * np.sin(np.linspace(0, 900 * np.pi, 44100 * 3)) * np.linspace(0, 1, 44100 * 3)).astype(np.float32)
+    )
     files = [("files", (name, data)) for name, (data, _) in hostile_files().items()] + [("files", ("good.wav", good))]
     r = client.post("/api/demos/audio_search/items", files=files)
     assert r.status_code == 201, r.text

@@ -14,13 +14,34 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from vectorfair import (
-    Demo, DemoFilter, DemoOptions, Entry, ScalarField, VectorField, Hit, ItemError, Media, QueryError, Upload, hookimpl, lazy_model, report_progress,
+    Demo,
+    DemoFilter,
+    DemoOptions,
+    Entry,
+    Hit,
+    ItemError,
+    Media,
+    QueryError,
+    ScalarField,
+    Upload,
+    VectorField,
+    hookimpl,
+    lazy_model,
+    report_progress,
     static_folder,
 )
 
 from .audio import (
-    CONTENT_TYPES, AudioRejected, alignment_match, decode, envelope, frames_to_seconds, log_mel, seconds_to_frames,
-    waveform_png, windows,
+    CONTENT_TYPES,
+    AudioRejected,
+    alignment_match,
+    decode,
+    envelope,
+    frames_to_seconds,
+    log_mel,
+    seconds_to_frames,
+    waveform_png,
+    windows,
 )
 from .samples import sample_files
 
@@ -66,7 +87,9 @@ class AudioSearch(Demo):
         ScalarField("offset", "float", description="start of the window in the file, seconds"),
         ScalarField("duration", "float", description="length of the whole file, seconds"),
         ScalarField("window", "float", description="length of the window, seconds"),
-        ScalarField("envelope", "json", description="loudness per spectrogram frame in 4 bands, to place a query in time"),
+        ScalarField(
+            "envelope", "json", description="loudness per spectrogram frame in 4 bands, to place a query in time"
+        ),
     )
     Options = AudioOptions
     Filter = AudioFilter
@@ -102,7 +125,7 @@ class AudioSearch(Demo):
 
         out = []
         for start in range(0, len(payloads), self.options.batch_size):
-            batch = torch.from_numpy(np.stack(payloads[start:start + self.options.batch_size]).astype(np.float32))
+            batch = torch.from_numpy(np.stack(payloads[start : start + self.options.batch_size]).astype(np.float32))
             with torch.inference_mode():
                 out.append(torch.nn.functional.normalize(self.model(batch), dim=1).numpy())
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
@@ -128,19 +151,35 @@ class AudioSearch(Demo):
         vectors = []
         step = self.options.batch_size
         for first in range(0, len(blocks), step):
-            vectors.append(self.encode(list(blocks[first:first + step])))
-            report_progress(round(min(frames_to_seconds(starts[min(first + step, len(starts)) - 1]) + self.options.window_seconds,
-                                      clip.duration)), round(clip.duration), "seconds")
+            vectors.append(self.encode(list(blocks[first : first + step])))
+            report_progress(
+                round(
+                    min(
+                        frames_to_seconds(starts[min(first + step, len(starts)) - 1]) + self.options.window_seconds,
+                        clip.duration,
+                    )
+                ),
+                round(clip.duration),
+                "seconds",
+            )
         vectors = np.concatenate(vectors)
         media = Media(upload.data, CONTENT_TYPES[clip.kind])
         thumbnail = Media(waveform_png(clip.samples), "image/png")
         window = round(min(self.options.window_seconds, clip.duration), 3)
         for vector, start, block in zip(vectors, starts, blocks):
             yield Entry(
-                payload=None, title=upload.name, vectors={"vector": vector}, media=media, thumbnail=thumbnail,
-                fields={"file": upload.name, "offset": round(frames_to_seconds(start), 3),
-                        "duration": round(clip.duration, 3), "window": window,
-                        "envelope": np.round(envelope(block), 3).tolist()},
+                payload=None,
+                title=upload.name,
+                vectors={"vector": vector},
+                media=media,
+                thumbnail=thumbnail,
+                fields={
+                    "file": upload.name,
+                    "offset": round(frames_to_seconds(start), 3),
+                    "duration": round(clip.duration, 3),
+                    "window": window,
+                    "envelope": np.round(envelope(block), 3).tolist(),
+                },
             )
 
     def sample_items(self) -> Iterator[Upload]:
@@ -157,8 +196,9 @@ class AudioSearch(Demo):
     def candidates(self, top_k: int) -> int:
         return max(50, 8 * top_k)
 
-    def search(self, nearest: Callable[[np.ndarray, int], list[Hit]], payload: QueryClip, top_k: int,
-               filter: BaseModel | None) -> list[Hit]:
+    def search(
+        self, nearest: Callable[[np.ndarray, int], list[Hit]], payload: QueryClip, top_k: int, filter: BaseModel | None
+    ) -> list[Hit]:
         """Each query window votes for the (item, start) its neighbours imply,
         so a file that matches the whole clip in order gathers the most. The
         best alignments are then checked frame by frame against the stored
@@ -186,7 +226,7 @@ class AudioSearch(Demo):
         for (item, slot), total in votes.items():
             per_item.setdefault(item, []).append((total, slot))
         # A few more items than asked are checked: the time line may promote one.
-        ranked = sorted(per_item.items(), key=lambda kv: -max(kv[1])[0])[:top_k + 5]
+        ranked = sorted(per_item.items(), key=lambda kv: -max(kv[1])[0])[: top_k + 5]
         hits = []
         slot_frames = self.query_hop_frames
         for item, alignments in ranked:
@@ -210,10 +250,14 @@ class AudioSearch(Demo):
             fields.update(offset=offset, alignment_match=round(max(match, 0.0), 3))
             # Sound alike (votes) and unfold alike (envelope) both count.
             score = 0.5 * min(1.0, top_total / len(vectors)) + 0.5 * max(match, 0.0)
-            hits.append(dataclasses.replace(
-                row, score=round(score, 4), fields=fields,
-                media_url=f"{row.media_url}#t={offset}" if row.media_url else None,
-            ))
+            hits.append(
+                dataclasses.replace(
+                    row,
+                    score=round(score, 4),
+                    fields=fields,
+                    media_url=f"{row.media_url}#t={offset}" if row.media_url else None,
+                )
+            )
         return sorted(hits, key=lambda hit: -hit.score)[:top_k]
 
     @staticmethod

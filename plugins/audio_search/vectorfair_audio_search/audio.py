@@ -22,7 +22,11 @@ MEL_BANDS = 96
 SPEC_MAX = 9.457798957824707
 
 CONTENT_TYPES = {
-    "wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg", "mp3": "audio/mpeg", "aiff": "audio/aiff",
+    "wav": "audio/wav",
+    "flac": "audio/flac",
+    "ogg": "audio/ogg",
+    "mp3": "audio/mpeg",
+    "aiff": "audio/aiff",
 }
 
 
@@ -64,7 +68,9 @@ def decode(data: bytes, max_seconds: float, min_seconds: float = 0.1, silence_db
     try:
         info = soundfile.info(io.BytesIO(data))
     except Exception:
-        raise AudioRejected(f"the {kind.upper()} header cannot be read; the file is damaged or not really {kind}") from None
+        raise AudioRejected(
+            f"the {kind.upper()} header cannot be read; the file is damaged or not really {kind}"
+        ) from None
     declared = info.frames / info.samplerate if info.samplerate and info.frames > 0 else 0.0
     if declared > max_seconds:
         raise AudioRejected(f"the recording lasts {declared:.0f} s, over the limit of {max_seconds:.0f} s; cut it")
@@ -78,7 +84,8 @@ def decode(data: bytes, max_seconds: float, min_seconds: float = 0.1, silence_db
     # shortfall against the header means a truncated upload.
     if kind in ("wav", "flac", "aiff") and info.frames > 0 and samples.shape[0] < 0.98 * info.frames:
         raise AudioRejected(
-            f"the file is truncated: the header announces {declared:.1f} s, only {samples.shape[0] / rate:.1f} s are there")
+            f"the file is truncated: the header announces {declared:.1f} s, only {samples.shape[0] / rate:.1f} s are there"
+        )
     channels = samples.shape[1]
     mono = samples.mean(axis=1)
     duration = mono.shape[0] / rate
@@ -112,7 +119,8 @@ def _check_container_size(data: bytes, kind: str) -> None:
     # 0 and 0xFFFFFFFF mark a stream written without knowing its length.
     if declared not in (0, 0xFFFFFFFF) and len(data) - 8 < declared:
         raise AudioRejected(
-            f"the file is truncated: its header announces {declared + 8} bytes, {len(data)} arrived; upload it again")
+            f"the file is truncated: its header announces {declared + 8} bytes, {len(data)} arrived; upload it again"
+        )
 
 
 def log_mel(samples: np.ndarray) -> np.ndarray:
@@ -120,8 +128,17 @@ def log_mel(samples: np.ndarray) -> np.ndarray:
     import librosa
 
     spec = librosa.feature.melspectrogram(
-        y=samples, sr=SAMPLE_RATE, n_mels=MEL_BANDS, norm=1.0, fmin=0.0, fmax=SAMPLE_RATE / 2, htk=True,
-        power=2.0, hop_length=FFT_HOP, win_length=FFT_WINDOW, n_fft=FFT_WINDOW,
+        y=samples,
+        sr=SAMPLE_RATE,
+        n_mels=MEL_BANDS,
+        norm=1.0,
+        fmin=0.0,
+        fmax=SAMPLE_RATE / 2,
+        htk=True,
+        power=2.0,
+        hop_length=FFT_HOP,
+        win_length=FFT_WINDOW,
+        n_fft=FFT_WINDOW,
     )
     return (np.log10(spec * 10000.0 + 1) / SPEC_MAX).T.astype(np.float32)
 
@@ -148,7 +165,7 @@ def alignment_match(query: np.ndarray, timeline: dict[int, np.ndarray], start: i
     t = np.array([b for _, b in pairs])
     q = q - q.mean(axis=0)
     t = t - t.mean(axis=0)
-    denominator = np.sqrt((q ** 2).sum(axis=0) * (t ** 2).sum(axis=0))
+    denominator = np.sqrt((q**2).sum(axis=0) * (t**2).sum(axis=0))
     valid = denominator > 1e-9
     return float(((q * t).sum(axis=0)[valid] / denominator[valid]).mean()) if valid.any() else 0.0
 
@@ -174,7 +191,7 @@ def windows(spec: np.ndarray, window: int, hop: int) -> tuple[np.ndarray, list[i
     if starts[-1] + window < spec.shape[0] and spec.shape[0] - (starts[-1] + window) > hop // 2:
         starts.append(starts[-1] + hop)
         spec = np.vstack([spec, np.zeros((starts[-1] + window - spec.shape[0], spec.shape[1]), np.float32)])
-    return np.stack([spec[s:s + window] for s in starts]), starts
+    return np.stack([spec[s : s + window] for s in starts]), starts
 
 
 def waveform_png(samples: np.ndarray, width: int = 320, height: int = 72) -> bytes:

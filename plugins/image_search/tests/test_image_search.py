@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import skimage
 from PIL import Image, ImageEnhance
+from vectorfair_image_search import SAMPLE_IMAGES
 
 from vectorfair.testing import sample_loaded_client
-from vectorfair_image_search import SAMPLE_IMAGES
 
 pytestmark = pytest.mark.slow
 SAMPLES = Path(skimage.__file__).parent / "data"
@@ -63,8 +63,10 @@ def test_copy_detection_finds_the_source_at_top1(client):
             else:
                 misses.append((name, kind, hits[0]["title"]))
     total = len(SAMPLE_IMAGES) * 6
-    print(f"\ncopy detection top-1: {found}/{total} = {found / total:.3f}; misses {misses}; "
-          f"HTTP search median {sorted(latencies)[len(latencies) // 2] * 1000:.0f} ms")
+    print(
+        f"\ncopy detection top-1: {found}/{total} = {found / total:.3f}; misses {misses}; "
+        f"HTTP search median {sorted(latencies)[len(latencies) // 2] * 1000:.0f} ms"
+    )
     assert found / total >= 0.95
 
 
@@ -118,7 +120,9 @@ def test_formats_exif_and_hostile_files(client):
         "notes.txt": b"hello",
     }
     before = client.get("/api/demos/image_search/stats").json()["count"]
-    r = client.post("/api/demos/image_search/items", files=[("files", (n, d, "application/octet-stream")) for n, d in files.items()])
+    r = client.post(
+        "/api/demos/image_search/items", files=[("files", (n, d, "application/octet-stream")) for n, d in files.items()]
+    )
     assert r.status_code == 201, r.text
     body = r.json()
     failed = {f["name"]: f["error"] for f in body["failed"]}
@@ -138,8 +142,11 @@ def test_bad_queries_are_4xx(client):
     assert r.status_code == 422 and "not an image" in r.json()["detail"]
     r = client.post("/api/demos/image_search/search", json={"query": "a cat"})
     assert r.status_code == 415
-    r = client.post("/api/demos/image_search/search", files={"file": ("q.jpg", encode(Image.new("RGB", (64, 64))))},
-                    data={"filter": '{"colour": "red"}'})
+    r = client.post(
+        "/api/demos/image_search/search",
+        files={"file": ("q.jpg", encode(Image.new("RGB", (64, 64))))},
+        data={"filter": '{"colour": "red"}'},
+    )
     assert r.status_code == 422 and "colour" in r.json()["detail"]
 
 
@@ -147,10 +154,14 @@ def test_archive_job_with_a_bad_member(client):
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zf:
         for i in range(3):
-            zf.writestr(f"photos/{i}.png", encode(Image.fromarray(
-                (np.random.default_rng(i).random((64, 64, 3)) * 255).astype(np.uint8)), "PNG"))
+            zf.writestr(
+                f"photos/{i}.png",
+                encode(Image.fromarray((np.random.default_rng(i).random((64, 64, 3)) * 255).astype(np.uint8)), "PNG"),
+            )
         zf.writestr("photos/broken.jpg", b"\xff\xd8\xff\xe0 broken")
-    job_id = client.post("/api/demos/image_search/jobs", files={"archive": ("p.zip", archive.getvalue())}).json()["job_id"]
+    job_id = client.post("/api/demos/image_search/jobs", files={"archive": ("p.zip", archive.getvalue())}).json()[
+        "job_id"
+    ]
     while (job := client.get(f"/api/jobs/{job_id}").json())["state"] in ("queued", "running"):
         time.sleep(0.2)
     assert job["state"] == "succeeded" and job["done"] == 3 and job["failed"] == 1

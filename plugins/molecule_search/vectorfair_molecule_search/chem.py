@@ -11,7 +11,7 @@ from typing import Literal
 
 import numpy as np
 from rdkit import Chem, rdBase
-from rdkit.Chem import Descriptors, rdFMCS, rdFingerprintGenerator, rdMolDescriptors
+from rdkit.Chem import Descriptors, rdFingerprintGenerator, rdFMCS, rdMolDescriptors
 from rdkit.Chem.Draw import rdMolDraw2D
 
 FingerprintKind = Literal["morgan", "feature_morgan", "rdkit", "atom_pair", "topological_torsion"]
@@ -74,7 +74,8 @@ def fingerprint_generator(kind: FingerprintKind, radius: int, n_bits: int):
         return rdFingerprintGenerator.GetMorganGenerator(radius=radius, fpSize=n_bits)
     if kind == "feature_morgan":
         return rdFingerprintGenerator.GetMorganGenerator(
-            radius=radius, fpSize=n_bits, atomInvariantsGenerator=rdFingerprintGenerator.GetMorganFeatureAtomInvGen())
+            radius=radius, fpSize=n_bits, atomInvariantsGenerator=rdFingerprintGenerator.GetMorganFeatureAtomInvGen()
+        )
     if kind == "rdkit":
         return rdFingerprintGenerator.GetRDKitFPGenerator(fpSize=n_bits)
     if kind == "atom_pair":
@@ -103,24 +104,31 @@ def properties(mol: Chem.Mol) -> dict[str, float | str]:
     }
 
 
-def depict(mol: Chem.Mol, highlight: Chem.Mol | None = None, size: tuple[int, int] = (260, 200),
-           mcs_timeout: float = 0.0, reference: Chem.Mol | None = None) -> str:
+def depict(
+    mol: Chem.Mol,
+    highlight: Chem.Mol | None = None,
+    size: tuple[int, int] = (260, 200),
+    mcs_timeout: float = 0.0,
+    reference: Chem.Mol | None = None,
+) -> str:
     """SVG of `mol`; atoms matching `highlight` (a pattern) or, failing that,
     the maximum common substructure with `reference` are highlighted."""
     atoms: list[int] = []
     if highlight is not None:
         atoms = sorted({a for match in mol.GetSubstructMatches(highlight) for a in match})
     elif reference is not None and mcs_timeout > 0:
-        result = rdFMCS.FindMCS([reference, mol], timeout=max(1, int(round(mcs_timeout))),
-                                ringMatchesRingOnly=True, completeRingsOnly=True)
+        result = rdFMCS.FindMCS(
+            [reference, mol], timeout=max(1, int(round(mcs_timeout))), ringMatchesRingOnly=True, completeRingsOnly=True
+        )
         if result.numAtoms > 0:
             pattern = Chem.MolFromSmarts(result.smartsString)
             if pattern is not None:
                 atoms = list(mol.GetSubstructMatch(pattern))
-    bonds = [
-        b.GetIdx() for b in mol.GetBonds()
-        if b.GetBeginAtomIdx() in atoms and b.GetEndAtomIdx() in atoms
-    ] if atoms else []
+    bonds = (
+        [b.GetIdx() for b in mol.GetBonds() if b.GetBeginAtomIdx() in atoms and b.GetEndAtomIdx() in atoms]
+        if atoms
+        else []
+    )
     drawer = rdMolDraw2D.MolDraw2DSVG(*size)
     drawer.drawOptions().clearBackground = False
     rdMolDraw2D.PrepareAndDrawMolecule(drawer, mol, highlightAtoms=atoms, highlightBonds=bonds)

@@ -4,14 +4,19 @@ import json
 from pathlib import Path
 
 import pytest
+
 from vectorfair.testing import sample_loaded_client
 
 pytestmark = pytest.mark.slow
 HERE = Path(__file__).parent
 PARAPHRASES = [json.loads(line) for line in (HERE / "paraphrases.jsonl").read_text().splitlines() if line.strip()]
 OFF_TOPIC = [
-    "What is the capital of France?", "How do I bake sourdough bread?", "Who painted the Mona Lisa?",
-    "What's a good name for a cat?", "How tall is Mount Everest?", "Recommend a good thriller novel",
+    "What is the capital of France?",
+    "How do I bake sourdough bread?",
+    "Who painted the Mona Lisa?",
+    "What's a good name for a cat?",
+    "How tall is Mount Everest?",
+    "Recommend a good thriller novel",
 ]
 
 
@@ -75,20 +80,26 @@ def test_category_filter(client):
 
 def test_csv_tsv_jsonl_uploads_report_bad_rows(client):
     before = client.get("/api/demos/qa_chatbot/stats").json()["count"]
-    csv_file = ("Question,Answer,Category\n"
-                "What colour is the vectorfair logo?,It is teal.,branding\n"
-                ",An answer without a question,branding\n"
-                "A question without an answer?,,branding\n").encode()
+    csv_file = (
+        "Question,Answer,Category\n"
+        "What colour is the vectorfair logo?,It is teal.,branding\n"
+        ",An answer without a question,branding\n"
+        "A question without an answer?,,branding\n"
+    ).encode()
     tsv_file = "question\tanswer\nWho drew the vectorfair mascot?\tA contributor from the community.\n".encode()
-    jsonl_file = (b'{"question": "Is there a vectorfair sticker?", "answer": "Yes, at conferences."}\n'
-                  b'{not json}\n["a list"]\n')
-    r = client.post("/api/demos/qa_chatbot/items", files=[
-        ("files", ("faq.csv", csv_file, "text/csv")),
-        ("files", ("faq.tsv", tsv_file, "text/tab-separated-values")),
-        ("files", ("faq.jsonl", jsonl_file, "application/jsonl")),
-        ("files", ("wrong.csv", b"title,body\nx,y\n", "text/csv")),
-        ("files", ("latin1.csv", "question,answer\ncaf\xe9?,yes\n".encode("latin-1"), "text/csv")),
-    ])
+    jsonl_file = (
+        b'{"question": "Is there a vectorfair sticker?", "answer": "Yes, at conferences."}\n{not json}\n["a list"]\n'
+    )
+    r = client.post(
+        "/api/demos/qa_chatbot/items",
+        files=[
+            ("files", ("faq.csv", csv_file, "text/csv")),
+            ("files", ("faq.tsv", tsv_file, "text/tab-separated-values")),
+            ("files", ("faq.jsonl", jsonl_file, "application/jsonl")),
+            ("files", ("wrong.csv", b"title,body\nx,y\n", "text/csv")),
+            ("files", ("latin1.csv", "question,answer\ncaf\xe9?,yes\n".encode("latin-1"), "text/csv")),
+        ],
+    )
     assert r.status_code == 201, r.text
     body = r.json()
     assert len(body["ids"]) == 3
@@ -105,10 +116,15 @@ def test_csv_tsv_jsonl_uploads_report_bad_rows(client):
 
 
 def test_records_and_bad_queries(client):
-    r = client.post("/api/demos/qa_chatbot/items", json={"records": [
-        {"question": "Does vectorfair have a newsletter?", "answer": "Not yet.", "category": "project"},
-        {"question": "q" * 2000, "answer": "too long a question"},
-    ]})
+    r = client.post(
+        "/api/demos/qa_chatbot/items",
+        json={
+            "records": [
+                {"question": "Does vectorfair have a newsletter?", "answer": "Not yet.", "category": "project"},
+                {"question": "q" * 2000, "answer": "too long a question"},
+            ]
+        },
+    )
     assert r.status_code == 201
     assert "longer than" in r.json()["failed"][0]["error"]
     r = client.post("/api/demos/qa_chatbot/search", json={"query": "   \n "})

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from vectorfair import Demo, DemoFilter, DemoOptions, Entry, ScalarField, VectorField, ItemError, QueryError, hookimpl
+from vectorfair import Demo, DemoFilter, DemoOptions, Entry, ItemError, QueryError, ScalarField, VectorField, hookimpl
 
 SAMPLE = Path(__file__).parent / "data" / "faq.jsonl"
 MAX_ANSWER_CHARS = 8000
@@ -114,8 +114,11 @@ class QAChatbot(Demo):
 
     def encode(self, payloads: list[str]) -> np.ndarray:
         return self.model.encode(
-            payloads, batch_size=self.options.batch_size, normalize_embeddings=True,
-            convert_to_numpy=True, show_progress_bar=False,
+            payloads,
+            batch_size=self.options.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
         ).astype(np.float32)
 
     def warm_up(self) -> None:
@@ -143,9 +146,14 @@ class QAChatbot(Demo):
             raise ItemError(f"the answer is longer than {MAX_ANSWER_CHARS} characters; shorten it")
         payload = question if self.options.embed == "question" else f"{question} {answer}"
         yield Entry(
-            payload=payload, title=question,
-            fields={"question": question, "answer": answer,
-                    "category": _text(fields.get("category")), "source": _text(fields.get("source"))},
+            payload=payload,
+            title=question,
+            fields={
+                "question": question,
+                "answer": answer,
+                "category": _text(fields.get("category")),
+                "source": _text(fields.get("source")),
+            },
         )
 
     def sample_items(self) -> Iterator[dict[str, Any]]:
@@ -166,16 +174,27 @@ class QAChatbot(Demo):
         known = best is not None and best.score >= self.options.answer_threshold
         suggestions = [
             {"id": h.id, "question": h.fields["question"], "score": h.score}
-            for h in hits[(1 if known else 0):][: self.options.suggestions]
+            for h in hits[(1 if known else 0) :][: self.options.suggestions]
         ]
         if known:
-            return {"known": True, "answer": best.fields["answer"], "question": best.fields["question"],
-                    "score": best.score, "id": best.id, "category": best.fields.get("category"),
-                    "source": best.fields.get("source"), "suggestions": suggestions}
-        return {"known": False, "answer": None,
-                "message": "I don't know the answer to that yet."
-                + (" These questions are the closest I know:" if suggestions else ""),
-                "score": best.score if best else None, "suggestions": suggestions}
+            return {
+                "known": True,
+                "answer": best.fields["answer"],
+                "question": best.fields["question"],
+                "score": best.score,
+                "id": best.id,
+                "category": best.fields.get("category"),
+                "source": best.fields.get("source"),
+                "suggestions": suggestions,
+            }
+        return {
+            "known": False,
+            "answer": None,
+            "message": "I don't know the answer to that yet."
+            + (" These questions are the closest I know:" if suggestions else ""),
+            "score": best.score if best else None,
+            "suggestions": suggestions,
+        }
 
 
 def _text(value: Any) -> str:

@@ -12,10 +12,10 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
-
-from vectorfair.testing import sample_loaded_client
 from vectorfair_video_analysis.faces import FaceEncoder
 from vectorfair_video_analysis.samples import FPS, VIDEOS, photo, sample_videos
+
+from vectorfair.testing import sample_loaded_client
 
 pytestmark = pytest.mark.slow
 SAMPLES = sample_videos()
@@ -83,7 +83,9 @@ def test_reencoded_cropped_frames_find_their_video_and_moment(client):
         image = frame_at(name, index)
         width, height = image.size
         margin = rng.uniform(0.03, 0.08)
-        image = image.crop((int(width * margin), int(height * margin), int(width * (1 - margin)), int(height * (1 - margin))))
+        image = image.crop(
+            (int(width * margin), int(height * margin), int(width * (1 - margin)), int(height * (1 - margin)))
+        )
         began = time.perf_counter()
         r = search(client, jpeg(image, quality=int(rng.integers(50, 80))))
         latencies.append(time.perf_counter() - began)
@@ -95,8 +97,16 @@ def test_reencoded_cropped_frames_find_their_video_and_moment(client):
         else:
             misses.append((name, round(truth, 2), top["fields"]["video"], top["fields"]["timestamp"]))
         assert top["fields"]["kind"] == "scene" and top["media_url"].endswith(f"#t={top['fields']['timestamp']}")
-    print(json.dumps({"frame_top1_within_1s": found / queries, "queries": queries, "misses": misses,
-                      "search_median_s": round(statistics.median(latencies), 3)}))
+    print(
+        json.dumps(
+            {
+                "frame_top1_within_1s": found / queries,
+                "queries": queries,
+                "misses": misses,
+                "search_median_s": round(statistics.median(latencies), 3),
+            }
+        )
+    )
     assert found / queries >= 0.9, misses
 
 

@@ -16,14 +16,28 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 from pydantic import BaseModel, Field
+from vectorfair_image_search import ImageOptions, ImageSearch
+from vectorfair_image_search.imaging import ImageRejected, model_input, thumbnail
+from vectorfair_image_search.imaging import decode as decode_image
 
 from vectorfair import (
-    Demo, DemoFilter, DemoOptions, Entry, ScalarField, VectorField, Hit, ItemError, Media, QueryError, Upload, hookimpl, lazy_model, report_progress,
+    Demo,
+    DemoFilter,
+    DemoOptions,
+    Entry,
+    Hit,
+    ItemError,
+    Media,
+    QueryError,
+    ScalarField,
+    Upload,
+    VectorField,
+    hookimpl,
+    lazy_model,
+    report_progress,
     static_folder,
 )
 from vectorfair.expr import quote
-from vectorfair_image_search import ImageOptions, ImageSearch
-from vectorfair_image_search.imaging import ImageRejected, decode as decode_image, model_input, thumbnail
 
 from .faces import FACE_DIM, FaceEncoder
 from .samples import sample_videos
@@ -57,9 +71,11 @@ class VideoOptions(DemoOptions):
 
 class VideoFilter(DemoFilter):
     mode: Literal["scene", "face"] = Field(
-        "scene", description="scene: moments that look like the photo; face: where the person in the photo appears")
+        "scene", description="scene: moments that look like the photo; face: where the person in the photo appears"
+    )
     label: str | list[str] | None = Field(
-        None, description="scenes whose ImageNet labels include this one (or one of these)")
+        None, description="scenes whose ImageNet labels include this one (or one of these)"
+    )
     video: str | None = Field(None, max_length=512, description="only this video (file name)")
 
 
@@ -76,8 +92,10 @@ class LabelQuery:
 class VideoAnalysis(Demo):
     name = "video_analysis"
     title = "Video analysis"
-    description = ("Upload videos; find the moments that look like a photo, where a person appears, "
-                   "or what the model saw (EfficientNet-Lite0 scenes, dlib faces).")
+    description = (
+        "Upload videos; find the moments that look like a photo, where a person appears, "
+        "or what the model saw (EfficientNet-Lite0 scenes, dlib faces)."
+    )
     inputs = ("image", "text")
     accepts = (".mp4", ".m4v", ".mov", ".avi", ".webm", ".mkv")
     fields = (
@@ -86,7 +104,9 @@ class VideoAnalysis(Demo):
         ScalarField("timestamp", "float", description="seconds from the start"),
         ScalarField("labels", "str_list", max_items=16, max_length=128, index=True),
         ScalarField("label_scores", "json"),
-        ScalarField("face_box", "int_list", max_items=4, description="left, top, right, bottom of the face in the frame"),
+        ScalarField(
+            "face_box", "int_list", max_items=4, description="left, top, right, bottom of the face in the frame"
+        ),
         ScalarField("duration", "float"),
         ScalarField("keyframe_reason", "str", max_length=16),
     )
@@ -98,9 +118,14 @@ class VideoAnalysis(Demo):
 
     def __init__(self, options=None):
         super().__init__(options)
-        self.images = ImageSearch(ImageOptions(model=self.options.image_model, top_labels=self.options.top_labels,
-                                               batch_size=self.options.batch_size,
-                                               max_pixels=self.options.max_image_pixels))
+        self.images = ImageSearch(
+            ImageOptions(
+                model=self.options.image_model,
+                top_labels=self.options.top_labels,
+                batch_size=self.options.batch_size,
+                max_pixels=self.options.max_image_pixels,
+            )
+        )
         self._label_index: dict[str, int] | None = None
 
     @lazy_model
@@ -120,13 +145,22 @@ class VideoAnalysis(Demo):
         try:
             with OpenVideo(upload.data, self.options.max_seconds, self.options.max_frame_pixels) as video:
                 info = video.info
-                picked = list(keyframes(
-                    video, self.options.analysis_fps, self.options.scene_threshold, self.options.min_interval,
-                    self.options.max_interval, on_frame=lambda done, total: report_progress(done, total, "frames")))
+                picked = list(
+                    keyframes(
+                        video,
+                        self.options.analysis_fps,
+                        self.options.scene_threshold,
+                        self.options.min_interval,
+                        self.options.max_interval,
+                        on_frame=lambda done, total: report_progress(done, total, "frames"),
+                    )
+                )
         except VideoRejected as exc:
             raise ItemError(str(exc)) from None
         if not picked:
-            raise ItemError("no frame could be decoded: the video is truncated, empty or uses a codec not available here")
+            raise ItemError(
+                "no frame could be decoded: the video is truncated, empty or uses a codec not available here"
+            )
         media = Media(upload.data, CONTENT_TYPES[info.kind])
         duration = round(max(info.duration, picked[-1].timestamp), 3)
         common = {"video": upload.name, "duration": duration}
@@ -136,13 +170,18 @@ class VideoAnalysis(Demo):
         inputs = [model_input(image, self.images.options.image_size, self.images.options.resize) for image in images]
         vectors, label_rows = [], []
         for first in range(0, len(inputs), self.options.batch_size):
-            batch_vectors, batch_labels = self.images.encode_with_fields(inputs[first:first + self.options.batch_size])
+            batch_vectors, batch_labels = self.images.encode_with_fields(
+                inputs[first : first + self.options.batch_size]
+            )
             vectors.extend(batch_vectors)
             label_rows.extend(batch_labels or [{} for _ in batch_vectors])
         for frame, image, vector, labels in zip(picked, images, vectors, label_rows):
             stamp = round(frame.timestamp, 3)
             yield Entry(
-                payload=None, vectors={"scene": vector}, title=f"{upload.name} @ {_clock(stamp)}", media=media,
+                payload=None,
+                vectors={"scene": vector},
+                title=f"{upload.name} @ {_clock(stamp)}",
+                media=media,
                 thumbnail=Media(thumbnail(image, self.options.thumbnail_size), "image/jpeg"),
                 fields={**common, **labels, "kind": "scene", "timestamp": stamp, "keyframe_reason": frame.reason},
             )
@@ -153,10 +192,18 @@ class VideoAnalysis(Demo):
                 pad = (right - left) // 4
                 crop = image.crop((max(0, left - pad), max(0, top - pad), right + pad, bottom + pad))
                 yield Entry(
-                    payload=None, vectors={"face": face.descriptor}, title=f"face in {upload.name} @ {_clock(stamp)}",
-                    media=media, thumbnail=Media(thumbnail(crop, 160), "image/jpeg"),
-                    fields={**common, "kind": "face", "timestamp": stamp, "face_box": list(face.box),
-                            "keyframe_reason": frame.reason},
+                    payload=None,
+                    vectors={"face": face.descriptor},
+                    title=f"face in {upload.name} @ {_clock(stamp)}",
+                    media=media,
+                    thumbnail=Media(thumbnail(crop, 160), "image/jpeg"),
+                    fields={
+                        **common,
+                        "kind": "face",
+                        "timestamp": stamp,
+                        "face_box": list(face.box),
+                        "keyframe_reason": frame.reason,
+                    },
                 )
 
     def sample_items(self) -> Iterator[Upload]:
@@ -175,8 +222,10 @@ class VideoAnalysis(Demo):
         label = " ".join(text.split()).lower()
         if label not in self.label_index:
             close = [name for name in self.label_index if label and (label in name or name in label)][:8]
-            raise QueryError(f"{text!r} is not an ImageNet label the model knows"
-                             + (f"; did you mean: {', '.join(close)}" if close else "; try e.g. 'space shuttle', 'tabby cat'"))
+            raise QueryError(
+                f"{text!r} is not an ImageNet label the model knows"
+                + (f"; did you mean: {', '.join(close)}" if close else "; try e.g. 'space shuttle', 'tabby cat'")
+            )
         return LabelQuery(label)
 
     @property
@@ -197,8 +246,13 @@ class VideoAnalysis(Demo):
             parts.append(f"array_contains_any(labels, [{', '.join(quote(v) for v in filter.label)}])")
         return " and ".join(parts)
 
-    def search(self, nearest: Callable[[np.ndarray, int], list[Hit]], payload: PhotoQuery | LabelQuery, top_k: int,
-               filter: BaseModel | None) -> list[Hit]:
+    def search(
+        self,
+        nearest: Callable[[np.ndarray, int], list[Hit]],
+        payload: PhotoQuery | LabelQuery,
+        top_k: int,
+        filter: BaseModel | None,
+    ) -> list[Hit]:
         # The core applies the Filter's defaults when none is sent, so the
         # expression always holds a `kind` and scenes and faces never mix.
         mode = filter.mode if isinstance(filter, VideoFilter) else "scene"
@@ -209,8 +263,10 @@ class VideoAnalysis(Demo):
         elif mode == "face":
             faces = self.face_encoder.faces(np.asarray(payload.image))
             if not faces:
-                raise QueryError("no face found in the photo; send one where a face is clearly visible "
-                                 f"(at least {self.options.min_face_pixels} px wide, looking roughly at the camera)")
+                raise QueryError(
+                    "no face found in the photo; send one where a face is clearly visible "
+                    f"(at least {self.options.min_face_pixels} px wide, looking roughly at the camera)"
+                )
             vector = faces[0].descriptor
         else:
             image_options = self.images.options
@@ -218,8 +274,12 @@ class VideoAnalysis(Demo):
         hits = nearest(vector, top_k, field=mode)
         if mode == "face":
             hits = [hit for hit in hits if hit.score >= self.options.face_threshold]
-        return [dataclasses.replace(hit, media_url=f"{hit.media_url}#t={float(hit.fields.get('timestamp') or 0.0)}")
-                if hit.media_url else hit for hit in hits]
+        return [
+            dataclasses.replace(hit, media_url=f"{hit.media_url}#t={float(hit.fields.get('timestamp') or 0.0)}")
+            if hit.media_url
+            else hit
+            for hit in hits
+        ]
 
     def label_direction(self, label: str) -> np.ndarray:
         """The classifier's weight row for an ImageNet class: the direction in

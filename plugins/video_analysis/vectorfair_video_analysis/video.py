@@ -15,8 +15,13 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-CONTENT_TYPES = {"mp4": "video/mp4", "mov": "video/quicktime", "avi": "video/x-msvideo",
-                 "webm": "video/webm", "mkv": "video/x-matroska"}
+CONTENT_TYPES = {
+    "mp4": "video/mp4",
+    "mov": "video/quicktime",
+    "avi": "video/x-msvideo",
+    "webm": "video/webm",
+    "mkv": "video/x-matroska",
+}
 
 
 class VideoRejected(ValueError):
@@ -76,7 +81,9 @@ class OpenVideo:
         self.capture = cv2.VideoCapture(self.path, cv2.CAP_FFMPEG)
         if not self.capture.isOpened():
             self.__exit__()
-            raise VideoRejected(f"the {self.kind.upper()} file cannot be opened: damaged, or its codec is not available")
+            raise VideoRejected(
+                f"the {self.kind.upper()} file cannot be opened: damaged, or its codec is not available"
+            )
         fps = float(self.capture.get(cv2.CAP_PROP_FPS) or 0.0)
         frames = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         width = int(self.capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
@@ -86,12 +93,15 @@ class OpenVideo:
             raise VideoRejected("the video has no readable frame rate or frame size; it is damaged or not a video")
         if width * height > self.max_pixels:
             self.__exit__()
-            raise VideoRejected(f"frames of {width}x{height} are over the limit of {self.max_pixels} pixels; scale it down")
+            raise VideoRejected(
+                f"frames of {width}x{height} are over the limit of {self.max_pixels} pixels; scale it down"
+            )
         self.info = VideoInfo(self.kind, fps, frames, width, height)
         if self.info.duration > self.max_seconds:
             self.__exit__()
             raise VideoRejected(
-                f"the video lasts {self.info.duration:.0f} s, over the limit of {self.max_seconds:.0f} s; cut it")
+                f"the video lasts {self.info.duration:.0f} s, over the limit of {self.max_seconds:.0f} s; cut it"
+            )
         return self
 
     def __exit__(self, *exc) -> None:
@@ -132,8 +142,14 @@ def colour_signature(rgb: np.ndarray) -> np.ndarray:
     return cv2.normalize(histogram, histogram).flatten()
 
 
-def keyframes(video: OpenVideo, analysis_fps: float, scene_threshold: float, min_interval: float,
-              max_interval: float, on_frame: Callable[[int, int], None] = lambda done, total: None) -> Iterator[Keyframe]:
+def keyframes(
+    video: OpenVideo,
+    analysis_fps: float,
+    scene_threshold: float,
+    min_interval: float,
+    max_interval: float,
+    on_frame: Callable[[int, int], None] = lambda done, total: None,
+) -> Iterator[Keyframe]:
     """Keyframes at scene changes (colour histogram distance over
     `scene_threshold`, no closer than `min_interval`) and at least every
     `max_interval` seconds."""
@@ -153,8 +169,10 @@ def keyframes(video: OpenVideo, analysis_fps: float, scene_threshold: float, min
             reason = "first"
         elif timestamp - last_time >= max_interval:
             reason = "interval"
-        elif timestamp - last_time >= min_interval and \
-                cv2.compareHist(last_signature, signature, cv2.HISTCMP_BHATTACHARYYA) > scene_threshold:
+        elif (
+            timestamp - last_time >= min_interval
+            and cv2.compareHist(last_signature, signature, cv2.HISTCMP_BHATTACHARYYA) > scene_threshold
+        ):
             reason = "scene change"
         if reason:
             last_signature, last_time = signature, timestamp

@@ -11,7 +11,19 @@ import time
 
 import numpy as np
 
-from vectorfair import Demo, DemoFilter, DemoOptions, Entry, ScalarField, VectorField, ItemError, Media, QueryError, hookimpl, report_progress
+from vectorfair import (
+    Demo,
+    DemoFilter,
+    DemoOptions,
+    Entry,
+    ItemError,
+    Media,
+    QueryError,
+    ScalarField,
+    VectorField,
+    hookimpl,
+    report_progress,
+)
 from vectorfair.expr import quote
 
 CALLS = {"startup": 0, "encode_batches": []}
@@ -83,14 +95,20 @@ class FakeDemo(Demo):
         parts = [p for p in text.split("\n---\n") if p.strip()]
         for n, part in enumerate(parts):
             report_progress(n + 1, len(parts), "parts")
-            yield Entry(payload=part.strip(), title=f"{upload.name}#{n}", fields={"text": part.strip(), "tag": "file"},
-                        media=Media(upload.data, "text/plain"))
+            yield Entry(
+                payload=part.strip(),
+                title=f"{upload.name}#{n}",
+                fields={"text": part.strip(), "tag": "file"},
+                media=Media(upload.data, "text/plain"),
+            )
 
     def split_upload(self, upload):
         if upload.suffix != ".lines":
             return None
-        return [(f"line {n}", {"text": line, "tag": "line"})
-                for n, line in enumerate(upload.data.decode("utf-8").split("\n"), 1)]
+        return [
+            (f"line {n}", {"text": line, "tag": "line"})
+            for n, line in enumerate(upload.data.decode("utf-8").split("\n"), 1)
+        ]
 
     def summarize(self, payload, hits):
         return {"best": hits[0].title if hits else None}
@@ -107,9 +125,12 @@ class FakeDemo(Demo):
             raise ItemError("a record needs a non-empty 'text'")
         # "precomputed" records arrive with their vector, as a long recording
         # encoded during parsing would.
-        yield Entry(payload=text, title=record.get("title") or text[:40],
-                    fields={"text": text, "tag": str(record.get("tag", ""))},
-                    vectors={"vector": embed(text, self.dim)} if record.get("precomputed") else {})
+        yield Entry(
+            payload=text,
+            title=record.get("title") or text[:40],
+            fields={"text": text, "tag": str(record.get("tag", ""))},
+            vectors={"vector": embed(text, self.dim)} if record.get("precomputed") else {},
+        )
 
     def parse_query_text(self, text):
         if not text.strip():

@@ -37,7 +37,7 @@ def sparse_words(text: str) -> dict[int, float]:
     counts = Counter(w for w in re.findall(r"[a-z]+", text.lower()) if w not in COMMON)
     weights: dict[int, float] = {}
     for word, count in counts.items():
-        index = sum(ord(c) * 31 ** i for i, c in enumerate(word)) % VOCABULARY
+        index = sum(ord(c) * 31**i for i, c in enumerate(word)) % VOCABULARY
         weights[index] = weights.get(index, 0.0) + (1 + math.log(count)) * (1 + len(word) / 8)
     norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
     return {index: weight / norm for index, weight in weights.items()}
@@ -52,8 +52,11 @@ class Recipes(Demo):
         ScalarField("cuisine", max_length=64, index=True),
         ScalarField("minutes", "int", index=True),
     )
-    vectors = (VectorField("words", "sparse", VOCABULARY, "IP",
-                           fallback=VectorField(kind="float", metric="IP", index=("FLAT",))),)
+    vectors = (
+        VectorField(
+            "words", "sparse", VOCABULARY, "IP", fallback=VectorField(kind="float", metric="IP", index=("FLAT",))
+        ),
+    )
     Filter = RecipeFilter
     sample_query = "tomato basil"
 
@@ -68,9 +71,11 @@ class Recipes(Demo):
             minutes = int(record.get("minutes") or 0)
         except ValueError:
             raise ItemError("'minutes' must be a whole number") from None
-        yield Entry(payload=f"{title} {ingredients}", title=title,
-                    fields={"ingredients": ingredients, "cuisine": str(record.get("cuisine") or ""),
-                            "minutes": minutes})
+        yield Entry(
+            payload=f"{title} {ingredients}",
+            title=title,
+            fields={"ingredients": ingredients, "cuisine": str(record.get("cuisine") or ""), "minutes": minutes},
+        )
 
     def sample_items(self):
         for title, ingredients, cuisine, minutes in RECIPES:

@@ -18,8 +18,14 @@ from vectorfair import Demo, DemoFilter, Entry, ItemError, QueryError, ScalarFie
 
 BITS = 256
 WORDS = ["apple", "banana", "cherry", "date", "elder", "fig", "grape", "honeydew", "kiwi", "lemon", "mango", "nut"]
-COLOURS = {"red": (255, 0, 0), "green": (0, 160, 0), "blue": (0, 0, 255), "yellow": (255, 220, 0),
-           "purple": (128, 0, 128), "orange": (255, 140, 0)}
+COLOURS = {
+    "red": (255, 0, 0),
+    "green": (0, 160, 0),
+    "blue": (0, 0, 255),
+    "yellow": (255, 220, 0),
+    "purple": (128, 0, 128),
+    "orange": (255, 140, 0),
+}
 
 
 def trigram_bits(text: str) -> np.ndarray:
@@ -27,7 +33,7 @@ def trigram_bits(text: str) -> np.ndarray:
     bits = np.zeros(BITS, dtype=np.uint8)
     padded = f"  {text.lower()}  "
     for i in range(len(padded) - 2):
-        bits[int(hashlib.blake2b(padded[i:i + 3].encode(), digest_size=4).hexdigest(), 16) % BITS] = 1
+        bits[int(hashlib.blake2b(padded[i : i + 3].encode(), digest_size=4).hexdigest(), 16) % BITS] = 1
     return bits
 
 
@@ -49,8 +55,16 @@ class Bits(Demo):
     name = "bits"
     title = "Spelling fingerprints"
     fields = (ScalarField("text", max_length=512),)
-    vectors = (VectorField("fingerprint", "binary", BITS, "JACCARD", index=("BIN_FLAT",),
-                           fallback=VectorField(kind="float", metric="COSINE", index=("FLAT",))),)
+    vectors = (
+        VectorField(
+            "fingerprint",
+            "binary",
+            BITS,
+            "JACCARD",
+            index=("BIN_FLAT",),
+            fallback=VectorField(kind="float", metric="COSINE", index=("FLAT",)),
+        ),
+    )
     sample_query = "apple banana"
 
     def encode(self, payloads):
@@ -103,4 +117,3 @@ class Pairs(Demo):
             if i % 3:  # a third of the rows have no colour vector
                 record["colour"] = names[(i // 2) % len(names)]
             yield record
-
