@@ -231,9 +231,10 @@ class Platform:
         if demo_name not in self.demo_errors and not self.prepare():
             raise StoreUnavailable(self.store.unavailable_message())
         # A collection that does not fit its demo is dropped too: that is the way out.
-        self.demo_errors.pop(demo_name, None)
-        self.store.drop(demo)
-        self.store.ensure_collection(demo)
+        with self._ready_lock:  # not while the readiness loop creates collections
+            self.demo_errors.pop(demo_name, None)
+            self.store.drop(demo)
+            self.store.ensure_collection(demo)
 
     # -- jobs ----------------------------------------------------------------------
     def job(self, job_id: str) -> Job | None:

@@ -104,6 +104,7 @@ class Store:
         self.settings = settings
         self._client = None
         self._lock = threading.RLock()
+        self._schema_lock = threading.RLock()
         self._backend: str | None = None
         self.last_error: str | None = None
         self.auth_failed = False
@@ -254,8 +255,11 @@ class Store:
                 homes,
             )
 
-        info = self.call(ensure)
-        self.collections[demo.name] = info
+        # One create/check at a time: a drop-and-recreate and the readiness
+        # loop must not race to create the same collection.
+        with self._schema_lock:
+            info = self.call(ensure)
+            self.collections[demo.name] = info
         return info
 
     def _ensure_one(
@@ -296,6 +300,9 @@ class Store:
 
     def collection_info(self, demo: Demo) -> CollectionInfo:
         info = self.collections.get(demo.name)
+        if info is None:
+            with self._schema_lock:  # wait for a drop-and-recreate under way
+                info = self.collections.get(demo.name)
         return info if info is not None else self.ensure_collection(demo)
 
     # -- rows --------------------------------------------------------------------
@@ -468,8 +475,9 @@ class Store:
     def drop(self, demo: Demo) -> None:
         main = self.collection_name(demo)
         names = [main, *(f"{main}__{field.name}" for field in vector_fields(demo)[1:])]
-        self.call(lambda client: [client.drop_collection(name) for name in names if client.has_collection(name)])
-        self.collections.pop(demo.name, None)
+        with self._schema_lock:
+            self.collections.pop(demo.name, None)
+            self.call(lambda client: [client.drop_collection(name) for name in names if client.has_collection(name)])
 
 
 def _milvus_value(value: Any) -> Any:

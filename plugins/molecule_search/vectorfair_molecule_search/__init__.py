@@ -210,9 +210,12 @@ class MoleculeSearch(Demo):
             bound = (rows[-1].score if ranked_by_tanimoto else rows[-1].score / a) if rows else 0.0
             hits = []
             for hit in rows:
-                if not ranked_by_tanimoto:  # the score is the number of shared bits
-                    shared, b = round(hit.score), int(hit.fields["bits"])
-                    hit.score = shared / (a + b - shared) if a + b - shared else 0.0
+                b = int(hit.fields["bits"])
+                # The score is the number of shared bits (IP), or Tanimoto in
+                # float32 (JACCARD): t = c / (a + b - c) gives c back exactly,
+                # and from it the exact Tanimoto.
+                shared = round(hit.score * (a + b) / (1 + hit.score)) if ranked_by_tanimoto else round(hit.score)
+                hit.score = shared / (a + b - shared) if a + b - shared else 0.0
                 if pattern is None or _contains(hit.fields["smiles"], pattern):
                     hits.append(hit)
             hits.sort(key=lambda h: (-h.score, h.id))
