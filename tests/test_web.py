@@ -75,8 +75,10 @@ def test_home_lists_every_demo(page, base):
     page.goto(base + "/")
     for title in ("QA chatbot", "Reverse image search", "Molecular similarity"):
         assert page.get_by_role("heading", name=title).is_visible()
-    page.wait_for_function("[...document.querySelectorAll('[data-count]')].every(e => /^[0-9]+$/.test(e.textContent))")
-    assert page.locator(".card[data-demo=qa_chatbot] [data-count]").inner_text() == "306"
+    page.wait_for_function("[...document.querySelectorAll('[data-count]')].every(e => /^[0-9]+ /.test(e.textContent))")
+    # Items, in the demo's own words, with the rows they are stored as beside them.
+    assert page.locator(".card[data-demo=qa_chatbot] [data-count]").inner_text() == "306 questions · 612 rows"
+    assert page.locator(".card[data-demo=molecule_search] [data-count]").inner_text().endswith(" molecules")
     page.screenshot(path=SHOTS / "home.png", full_page=True)
 
 

@@ -30,6 +30,12 @@ class ItemError(ValueError):
     """
 
 
+class SampleUnavailable(Exception):
+    """Raised by `sample_items` when the sample data cannot be found here; the
+    message says what is missing (a package, a file) and how to get it. The
+    sample job then fails with it, and the home page shows it."""
+
+
 class QueryError(ValueError):
     """A search input cannot be used; answered as 422 with this message."""
 
@@ -171,6 +177,15 @@ class Demo:
     # A DemoFilter subclass of the filters a search takes, or None.
     Filter: ClassVar[type[BaseModel] | None] = None
     sample_query: ClassVar[str | None] = None
+    # About how many seconds the sample set takes to load on a laptop: the
+    # core loads cheaper ones first, so most demos answer within the first minute.
+    sample_cost: ClassVar[float] = 30.0
+    # What the pages call an item and, when an item is stored as several rows
+    # (a recording's windows), a row: plural nouns, e.g. "recordings", "windows".
+    item_noun: ClassVar[str] = "items"
+    row_noun: ClassVar[str | None] = None
+    # The label of the search box ("Your question" by default, "SMILES" for smiles).
+    query_label: ClassVar[str | None] = None
     # URL of an image that previews a typed query, "{query}" standing for it
     # (the molecule demo draws the SMILES as you type).
     query_preview: ClassVar[str | None] = None
@@ -235,7 +250,9 @@ class Demo:
         raise ItemError(f"{self.title} does not take JSON records; upload files ({', '.join(self.accepts)})")
 
     def sample_items(self) -> Iterator[Upload | dict[str, Any]]:
-        """The demo's sample data set, as uploads and/or records; must work offline."""
+        """The demo's sample data set, as uploads and/or records; must work
+        offline. Raise SampleUnavailable naming what is missing when none is
+        found (a sample set that yields nothing fails its job too)."""
         return iter(())
 
     # -- search --------------------------------------------------------------

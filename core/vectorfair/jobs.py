@@ -33,6 +33,11 @@ WAITING = "waiting for Milvus"
 JobSourceKind = Literal["sample", "archive", "file"]
 
 
+class JobFailed(Exception):
+    """A job cannot run for a reason its message states (an empty sample set,
+    say); the job fails with that message and no traceback is logged."""
+
+
 @dataclasses.dataclass(frozen=True)
 class JobSource:
     """Where a job's items come from: the demo's sample set ("sample"), or an
@@ -292,6 +297,8 @@ class JobRunner:
             await anyio.to_thread.run_sync(self._run_blocking, job, abandon_on_cancel=True)
         except StoreUnavailable as exc:
             job.state, job.message = "failed", f"{exc}; submit the job again, stored items are skipped"
+        except JobFailed as exc:
+            job.state, job.message = "failed", str(exc)
         except Exception as exc:
             log.exception("job %s failed", job.id)
             job.state, job.message = "failed", f"{type(exc).__name__}: {exc}"

@@ -19,10 +19,10 @@ from pydantic import BaseModel, ValidationError
 
 from .archives import iter_archive, list_archive
 from .batching import Batcher, attach_batcher
-from .demo import Demo, Hit, Upload
+from .demo import Demo, Hit, SampleUnavailable, Upload
 from .expr import all_of
 from .ingest import Ingestor, Source
-from .jobs import Job, JobRunner, JobSource, JobStore
+from .jobs import Job, JobFailed, JobRunner, JobSource, JobStore
 from .media import open_media_store
 from .plugins import Discovery, configure_demos, discover
 from .schema import MissingCapability, StoredVector
@@ -259,6 +259,15 @@ class Platform:
         long file kept in `uploads_dir`."""
         return self.jobs.submit(demo, source, label=label, tenant=tenant)
 
+    def sample_failure(self, demo_name: str) -> str | None:
+        """Why the latest sample load of a demo failed, if it did."""
+        samples = [job for job in self.list_jobs(demo_name) if job.source.kind == "sample"]
+        return samples[0].message if samples and samples[0].state == "failed" else None
+
+    def count_items(self, demo: Demo, tenant: str = PUBLIC_TENANT) -> int:
+        """How many items (what users stored: recordings, videos) of `demo` `tenant` may see."""
+        return self.store.count_items(demo, self.tenancy.visible_expression(tenant))
+
     def cancel_job(self, job_id: str) -> Job | None:
         """Cancel a queued or running job (items it stored are kept); the job, or None."""
         return self.jobs.cancel(job_id)
@@ -268,7 +277,13 @@ class Platform:
         source = job.source
         if source.kind == "sample":
             # Sample sets are small enough to hold, and a known total gives a real progress bar.
-            items = list(self.demos[job.demo].sample_items())
+            demo = self.demos[job.demo]
+            try:
+                items = list(demo.sample_items())
+            except SampleUnavailable as exc:
+                raise JobFailed(f"no sample data for {demo.title}: {exc}") from None
+            if not items:
+                raise JobFailed(f"the sample set of {demo.title} is empty: its sample_items() found nothing to load")
             return len(items), items
         kept = self.uploads_dir / (source.file or "")
         if source.kind == "file":
@@ -277,9 +292,12 @@ class Platform:
         return len(list_archive(kept, self.settings.limits)), iter_archive(kept, self.settings.limits)
 
     def submit_sample_jobs(self, only_empty: bool = True) -> list[Job]:
-        """Queue the sample load of every demo that wants one and is empty."""
+        """Queue the sample load of every demo that wants one and is empty,
+        cheapest first (`Demo.sample_cost`): jobs run one at a time, so a
+        demo whose sample loads in seconds should not wait behind one that
+        takes minutes."""
         submitted = []
-        for name, demo in self.demos.items():
+        for name, demo in sorted(self.demos.items(), key=lambda pair: (pair[1].sample_cost, pair[0])):
             if not demo.options.load_sample_on_start or name not in self.store.collections:
                 continue
             if self.active_jobs(name):

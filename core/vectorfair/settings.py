@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
 DEFAULT_CONFIG = Path("configs/vectorfair.toml")
@@ -28,7 +28,8 @@ class _Section(BaseModel):
 
 class MilvusSettings(_Section):
     # A path means embedded Milvus Lite; http://host:19530 means a server.
-    uri: str = "./data/milvus.db"
+    # Empty: Milvus Lite at <data_dir>/milvus.db.
+    uri: str = ""
     token: str = ""
     collection_prefix: str = "vf"
     timeout: float = 10.0
@@ -41,7 +42,8 @@ class MediaSettings(_Section):
     # docker-compose.yml) shared by every app process, `path` is then each
     # process's read cache. Needs `pip install 'vectorfair[s3]'`.
     backend: Literal["local", "s3"] = "local"
-    path: Path = Path("./data/media")
+    # Empty: <data_dir>/media.
+    path: Path | None = None
     bucket: str = "vectorfair"
     endpoint_url: str = ""
     access_key: str = ""
@@ -175,6 +177,15 @@ class Settings(BaseSettings):
     demos: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     config_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _rooted_in_data_dir(self):
+        """data_dir is the root of everything stored, unless a path is set explicitly."""
+        if not self.milvus.uri:
+            self.milvus.uri = str(Path(self.data_dir) / "milvus.db")
+        if self.media.path is None:
+            self.media.path = Path(self.data_dir) / "media"
+        return self
 
     @property
     def plugin_allowlist(self) -> set[str] | None:

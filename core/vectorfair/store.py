@@ -434,6 +434,11 @@ class Store:
             )
         )
 
+    def count_items(self, demo: Demo, expression: str = "") -> int:
+        """Items rather than rows: an item's first row has the item key as its
+        id (ingest.row_ids), so counting those counts items."""
+        return self.count(demo, all_of("id == item", expression))
+
     def count(self, demo: Demo, expression: str = "") -> int:
         # count(*) rather than num_entities: a server counts deleted rows in
         # num_entities until compaction.

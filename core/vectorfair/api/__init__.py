@@ -196,7 +196,8 @@ async def _expire_visitor_data(platform: Platform) -> None:
 
 
 async def _warm_up(platform: Platform) -> None:
-    for name, demo in platform.demos.items():
+    # In the order their samples load, so the first demos ready are warm too.
+    for name, demo in sorted(platform.demos.items(), key=lambda pair: (pair[1].sample_cost, pair[0])):
         started = time.perf_counter()
         try:
             await anyio.to_thread.run_sync(demo.warm_up)

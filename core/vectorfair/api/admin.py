@@ -69,7 +69,8 @@ def collection_stats(platform: Platform, demo: Demo, tenant: str) -> Stats:
     first = vectors[0]
     return Stats(
         demo=demo.name,
-        count=platform.count_visible(demo, tenant),
+        count=platform.count_items(demo, tenant),
+        rows=platform.count_visible(demo, tenant),
         collection=info.name,
         backend=platform.store.backend,
         index_type=first.index_type,

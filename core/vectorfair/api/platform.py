@@ -65,13 +65,13 @@ def platform_router(platform: Platform) -> APIRouter:
 
 def demo_info(platform: Platform, demo: Demo, tenant: str = PUBLIC_TENANT) -> DemoInfo:
     """What /api/demos and `vectorfair demos` say about a demo (blocking: it counts in Milvus)."""
-    count, status = None, "ready"
+    count, rows, status = None, None, "ready"
     if demo.name in platform.demo_errors:
         status = platform.demo_errors[demo.name]
     else:
         try:
             platform.require(demo.name)
-            count = platform.count_visible(demo, tenant)
+            count, rows = platform.count_items(demo, tenant), platform.count_visible(demo, tenant)
         except StoreUnavailable:
             status = "Milvus unreachable"
         except DemoNotReady as exc:
@@ -85,8 +85,12 @@ def demo_info(platform: Platform, demo: Demo, tenant: str = PUBLIC_TENANT) -> De
         accepts_records=takes_records(demo),
         sample_query=demo.sample_query,
         count=count,
+        rows=rows,
+        item_noun=demo.item_noun,
+        row_noun=demo.row_noun,
         loading=bool(platform.active_jobs(demo.name)),
         status=status,
+        sample_error=platform.sample_failure(demo.name),
     )
 
 

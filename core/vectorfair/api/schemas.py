@@ -18,9 +18,13 @@ class DemoInfo(BaseModel):
     accepts: list[str]
     accepts_records: bool
     sample_query: str | None
-    count: int | None
+    count: int | None = Field(description="items stored (recordings, videos, molecules…) that you can see")
+    rows: int | None = Field(description="rows those items are stored as (a recording's windows, a video's keyframes)")
+    item_noun: str = Field(description='what the demo calls its items, plural ("recordings")')
+    row_noun: str | None = Field(description='what it calls its rows ("windows"), when an item has several')
     loading: bool
     status: str
+    sample_error: str | None = Field(None, description="why the demo's sample data did not load, if it did not")
 
 
 class PluginOut(BaseModel):
@@ -104,7 +108,8 @@ class FieldStats(BaseModel):
 
 class Stats(BaseModel):
     demo: str
-    count: int
+    count: int = Field(description="items (what users stored) you can see")
+    rows: int = Field(description="rows those items are stored as")
     collection: str
     backend: str = Field(description='what stores the vectors: "milvus_lite-3.2.2", "v2.3.5", …')
     index_type: str = Field(description="the first vector field's index (see `vectors` for every field)")

@@ -41,6 +41,13 @@ const vectorfair = (() => {
   const renderHit = (demo, render) => { renderers[demo] = render; };
   let currentDemo = null;
 
+  // "69 recordings · 915 windows": items, and rows where an item has several.
+  function counted(items, rows, itemNoun, rowNoun) {
+    if (items === null || items === undefined) return `? ${itemNoun}`;
+    const text = `${items} ${itemNoun}`;
+    return rowNoun && rows !== null && rows !== items ? `${text} · ${rows} ${rowNoun}` : text;
+  }
+
   // -- home -----------------------------------------------------------------
   async function home() {
     const refresh = async () => {
@@ -49,13 +56,19 @@ const vectorfair = (() => {
       for (const demo of demos) {
         const card = document.querySelector(`.card[data-demo="${demo.name}"]`);
         if (!card) continue;
-        $("[data-count]", card).textContent = demo.count === null ? "?" : demo.count;
+        $("[data-count]", card).textContent = counted(demo.count, demo.rows, demo.item_noun, demo.row_noun);
         $("[data-loading]", card).hidden = !demo.loading;
+        const failed = $("[data-sample-error]", card);
+        failed.hidden = !demo.sample_error || demo.loading;
+        failed.textContent = demo.sample_error ? `Sample data did not load: ${demo.sample_error}` : "";
       }
       if (demos.some(d => d.loading)) setTimeout(refresh, 2000);
     };
     refresh();
   }
+
+  // The media kinds a demo searches by ("image or video"), not its text ones.
+  const fileKinds = page => page.inputs.filter(k => k !== "text" && k !== "smiles").join(" or ");
 
   // -- demo page ------------------------------------------------------------
   function demoPage(page) {
@@ -70,7 +83,7 @@ const vectorfair = (() => {
         autocomplete: "off", spellcheck: page.inputs.includes("smiles") ? "false" : "true",
       });
       input.value = params.get("q") || "";
-      area.append(el("label", {for: "query", text: kind === "smiles" ? "SMILES" : "Your question"}), input);
+      area.append(el("label", {for: "query", text: page.query_label || (kind === "smiles" ? "SMILES" : "Your question")}), input);
       if (page.query_preview) {
         const preview = el("img", {id: "preview", alt: "structure preview", class: "preview", hidden: true});
         area.append(preview);
@@ -93,7 +106,7 @@ const vectorfair = (() => {
     }
     if (page.file_input) {
       const file = el("input", {type: "file", name: "file", id: "file", accept: page.accept || undefined});
-      area.append(el("label", {for: "file", text: `Choose ${page.inputs.join(" or ")} to search with`}), file);
+      area.append(el("label", {for: "file", text: `Choose ${fileKinds(page)} to search with`}), file);
       file.addEventListener("change", () => { if (file.files.length) form.requestSubmit(); });
     }
     buildFilters(page.filters);
@@ -142,7 +155,7 @@ const vectorfair = (() => {
   async function refreshCount(page) {
     try {
       const stats = await api(`/api/demos/${page.name}/stats`);
-      $("#count").textContent = `${stats.count} items stored.`;
+      $("#count").textContent = `${counted(stats.count, stats.rows, page.item_noun, page.row_noun)} stored.`;
     } catch (error) { $("#count").textContent = ""; }
   }
 
@@ -166,7 +179,7 @@ const vectorfair = (() => {
       options = {method: "POST", headers: {"Content-Type": "application/json"},
         body: JSON.stringify({query, top_k: topK, ...(Object.keys(filter).length ? {filter} : {})})};
     } else {
-      showError(`Choose a ${page.inputs.join(" or ")} file first.`);
+      showError(`Choose a ${fileKinds(page)} file first.`);
       return;
     }
     const results = $("#results");

@@ -83,6 +83,8 @@ class Palette(Demo):
     vectors = (VectorField(dim=BINS**3),)
     Options = PaletteOptions
     sample_query = "orange 2, brown"
+    sample_cost = 5.0
+    item_noun = "images"
 
     def encode(self, payloads: list[np.ndarray]) -> np.ndarray:
         return np.stack(payloads)

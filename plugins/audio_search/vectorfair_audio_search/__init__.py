@@ -22,6 +22,7 @@ from vectorfair import (
     ItemError,
     Media,
     QueryError,
+    SampleUnavailable,
     ScalarField,
     Upload,
     VectorField,
@@ -43,7 +44,7 @@ from .audio import (
     waveform_png,
     windows,
 )
-from .samples import sample_files
+from .samples import SOURCES, sample_files
 
 
 class AudioOptions(DemoOptions):
@@ -93,6 +94,9 @@ class AudioSearch(Demo):
     )
     Options = AudioOptions
     Filter = AudioFilter
+    # The first load compiles numba for ~14 s before the 69 recordings.
+    sample_cost = 100.0
+    item_noun, row_noun = "recordings", "windows"
     result_script = "/static/plugins/audio_search/audio.js"
 
     # -- model -------------------------------------------------------------------
@@ -183,8 +187,15 @@ class AudioSearch(Demo):
             )
 
     def sample_items(self) -> Iterator[Upload]:
+        found = False
         for name, data in sample_files():
+            found = True
             yield Upload(name, data)
+        if not found:
+            raise SampleUnavailable(
+                f"the sample recordings ship inside the {', '.join(SOURCES)} packages and none of them is "
+                "installed here; install one (pip install arcade) or load your own recordings"
+            )
 
     # -- search --------------------------------------------------------------------
     def parse_query_file(self, upload: Upload) -> QueryClip:

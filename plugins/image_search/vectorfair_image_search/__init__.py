@@ -87,6 +87,8 @@ class ImageSearch(Demo):
     )
     Options = ImageOptions
     Filter = ImageFilter
+    sample_cost = 40.0
+    item_noun = "photos"
 
     # -- model -----------------------------------------------------------------
     @property

@@ -98,6 +98,8 @@ class MoleculeSearch(Demo):
     Options = MoleculeOptions
     Filter = MoleculeFilter
     sample_query = "CC(=O)Nc1ccc(O)cc1"
+    sample_cost = 60.0
+    item_noun = "molecules"
     query_preview = "/api/demos/molecule_search/depict.svg?smiles={query}"
 
     def __init__(self, options=None):
