@@ -1,5 +1,6 @@
 """Video analysis on its real models (EfficientNet-Lite0, dlib), real Milvus Lite, real HTTP."""
 
+import functools
 import io
 import json
 import os
@@ -108,6 +109,143 @@ def test_reencoded_cropped_frames_find_their_video_and_moment(client):
         )
     )
     assert found / queries >= 0.9, misses
+
+
+@functools.lru_cache(maxsize=8)
+def source_frames(name):
+    """Every frame of a sample video, BGR."""
+    handle, path = tempfile.mkstemp(suffix="." + name.rsplit(".", 1)[1])
+    with os.fdopen(handle, "wb") as out:
+        out.write(SAMPLES[name])
+    try:
+        capture = cv2.VideoCapture(path)
+        frames = []
+        while (read := capture.read())[0]:
+            frames.append(read[1])
+        capture.release()
+    finally:
+        os.unlink(path)
+    return tuple(frames)
+
+
+# Re-encodings of a clip: (size, fourcc, suffix, fps, crop per side, MJPEG
+# quality). Other sizes, codecs, containers and frame rates than the samples'
+# (480x360, 12 fps), so other bitrates; one cropped; one Motion JPEG at
+# quality 30 (blocky), written by OpenCV's own MJPEG writer, which takes it.
+CLIP_FORMATS = {
+    "mp4-320": ((320, 240), "mp4v", ".mp4", 15, 0.0, None),
+    "mjpeg-q30-640": ((640, 480), "MJPG", ".avi", 10, 0.0, 30),
+    "webm-400": ((400, 300), "VP80", ".webm", 12, 0.0, None),
+    "mov-240": ((240, 180), "mp4v", ".mov", 24, 0.0, None),
+    "cropped-mp4-360": ((360, 270), "mp4v", ".mp4", 12, 0.1, None),
+    "mkv-320-8fps": ((320, 240), "FMP4", ".mkv", 8, 0.0, None),
+}
+# (video, start s, length s, format): every video, starts at and across cuts
+# (every 2.5 s), lengths 2-5 s.
+CLIPS = [
+    ("launch.mp4", 0.0, 3.0, "mp4-320"),
+    ("launch.mp4", 3.25, 2.0, "mjpeg-q30-640"),
+    ("launch.mp4", 6.5, 3.5, "cropped-mp4-360"),
+    ("breakfast.avi", 0.75, 4.0, "webm-400"),
+    ("breakfast.avi", 2.5, 2.5, "mov-240"),
+    ("breakfast.avi", 4.0, 3.5, "mkv-320-8fps"),
+    ("interview.webm", 0.5, 2.0, "cropped-mp4-360"),
+    ("interview.webm", 1.75, 5.0, "mp4-320"),
+    ("interview.webm", 5.0, 2.5, "mjpeg-q30-640"),
+    ("garage.mov", 0.25, 2.5, "mkv-320-8fps"),
+    ("garage.mov", 2.0, 3.0, "webm-400"),
+    ("garage.mov", 4.5, 3.0, "mov-240"),
+]
+
+
+def make_clip(name, start, seconds, fmt):
+    """The part of a sample video from `start` for `seconds`, cropped, scaled
+    and re-encoded as `fmt` says; the clip's frames are the source frames
+    nearest each of its own frame times."""
+    (width, height), fourcc, suffix, fps, crop, quality = CLIP_FORMATS[fmt]
+    frames = source_frames(name)
+    handle, path = tempfile.mkstemp(suffix=suffix)
+    os.close(handle)
+    try:
+        backend = cv2.CAP_OPENCV_MJPEG if quality else cv2.CAP_FFMPEG
+        writer = cv2.VideoWriter(path, backend, cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
+        assert writer.isOpened(), fmt
+        if quality:
+            assert writer.set(cv2.VIDEOWRITER_PROP_QUALITY, quality)
+        first = int(round(start * FPS))
+        for n in range(int(round(seconds * fps))):
+            bgr = frames[min(len(frames) - 1, first + int(round(n / fps * FPS)))]
+            if crop:
+                h, w = bgr.shape[:2]
+                bgr = bgr[int(h * crop) : int(h * (1 - crop)), int(w * crop) : int(w * (1 - crop))]
+            writer.write(cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA))
+        writer.release()
+        with open(path, "rb") as clip:
+            return clip.read()
+    finally:
+        os.unlink(path)
+
+
+def search_clip(client, data, name="clip.bin", **filter):
+    form = {"top_k": "5", **({"filter": json.dumps(filter)} if filter else {})}
+    return client.post(f"{API}/search", files={"file": (name, data)}, data=form)
+
+
+def test_a_reencoded_clip_finds_its_video_and_start(client):
+    found, errors, misses, rates, latencies = 0, [], [], [], []
+    for name, start, seconds, fmt in CLIPS:
+        data = make_clip(name, start, seconds, fmt)
+        rates.append(round(len(data) * 8 / seconds / 1000))
+        began = time.perf_counter()
+        # A neutral file name: the clip is told from a photo by its bytes.
+        r = search_clip(client, data)
+        latencies.append(time.perf_counter() - began)
+        assert r.status_code == 200, (name, fmt, r.text)
+        body = r.json()
+        hits = body["hits"]
+        assert hits and len({h["fields"]["video"] for h in hits}) == len(hits), "one hit per video"
+        top = hits[0]
+        got = top["fields"]["timestamp"]
+        assert top["media_url"].endswith(f"#t={got}") and top["fields"]["kind"] == "scene"
+        assert body["summary"]["clip"]["video"] == top["fields"]["video"]
+        assert body["summary"]["clip"]["start"] == got
+        assert 0 < body["summary"]["clip"]["matched_frames"] <= body["summary"]["clip"]["frames"]
+        if top["fields"]["video"] == name and abs(got - start) <= 1.0:
+            found += 1
+            errors.append(round(got - start, 2))
+        else:
+            misses.append((name, start, fmt, top["fields"]["video"], got))
+    source_rates = {name: round(len(data) * 8 / (len(VIDEOS[name][1]) * 2.5) / 1000) for name, data in SAMPLES.items()}
+    print(f"clip search top-1: {found}/{len(CLIPS)}")
+    print(
+        json.dumps(
+            {
+                "clip_top1_within_1s": found / len(CLIPS),
+                "start_errors_s": errors,
+                "misses": misses,
+                "clip_formats": [fmt for *_, fmt in CLIPS],
+                "clip_kbit_s": rates,
+                "source_kbit_s": source_rates,
+                "search_median_s": round(statistics.median(latencies), 3),
+            }
+        )
+    )
+    assert len(CLIPS) >= 10 and found / len(CLIPS) >= 0.9, misses
+
+
+def test_a_bad_clip_is_a_clear_422(client):
+    clip = make_clip("launch.mp4", 1.0, 3.0, "mp4-320")
+    cases = {
+        # MP4 as OpenCV writes it has its index at the end: a cut file has none.
+        "truncated": (clip[: len(clip) // 3], "cannot be opened"),
+        "header then junk": (clip[:32] + os.urandom(5000), "cannot be opened"),
+        "garbage": (os.urandom(5000), "video clip"),
+    }
+    for label, (data, words) in cases.items():
+        r = search_clip(client, data, name="clip.mp4")
+        assert r.status_code == 422 and words in r.json()["detail"], (label, r.status_code, r.text)
+    r = search_clip(client, clip, mode="face")
+    assert r.status_code == 422 and "a clip searches scenes" in r.json()["detail"], r.text
 
 
 def appearances(client, face_image):

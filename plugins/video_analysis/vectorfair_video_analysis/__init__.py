@@ -5,6 +5,10 @@ ImageNet labels, and every face on it with its dlib 128-d descriptor.
 Scenes and faces share one collection with two vector fields: a keyframe row
 has a `scene` vector, a face row a `face` vector, and a search names the field
 of its mode, so the two never meet.
+
+A query is a photo, a face photo, an ImageNet label or a video clip; a clip's
+frames are aligned with the stored keyframes over time (clips.py) to find the
+video it was cut from and the moment it starts.
 """
 
 from __future__ import annotations
@@ -39,9 +43,10 @@ from vectorfair import (
 )
 from vectorfair.expr import quote
 
+from .clips import Neighbour, align
 from .faces import FACE_DIM, FaceEncoder
 from .samples import sample_videos
-from .video import CONTENT_TYPES, OpenVideo, VideoRejected, keyframes
+from .video import CONTENT_TYPES, OpenVideo, VideoRejected, clip_frames, keyframes, sniff
 
 SCENE_DIM = 1280
 
@@ -67,6 +72,9 @@ class VideoOptions(DemoOptions):
     max_image_pixels: int = Field(40_000_000, ge=1024)
     batch_size: int = Field(16, ge=1, le=256)
     thumbnail_size: int = Field(320, ge=64, le=1024)
+    clip_fps: float = Field(4.0, gt=0, le=30, description="frames a second of a query clip matched with keyframes")
+    max_clip_seconds: float = Field(20.0, gt=0, description="a query clip is matched over its first so many seconds")
+    clip_neighbours: int = Field(24, ge=1, le=1000, description="stored keyframes each clip frame is compared with")
 
 
 class VideoFilter(DemoFilter):
@@ -89,14 +97,21 @@ class LabelQuery:
     label: str
 
 
+@dataclasses.dataclass
+class ClipQuery:
+    times: list[float]  # seconds into the clip of each frame
+    inputs: list[np.ndarray]  # the frames as the scene encoder takes them
+    seconds: float  # length of the clip (from its header)
+
+
 class VideoAnalysis(Demo):
     name = "video_analysis"
     title = "Video analysis"
     description = (
         "Upload videos; find the moments that look like a photo, where a person appears, "
-        "or what the model saw (EfficientNet-Lite0 scenes, dlib faces)."
+        "what the model saw, or which video a clip comes from and when (EfficientNet-Lite0 scenes, dlib faces)."
     )
-    inputs = ("image", "text")
+    inputs = ("image", "video", "text")
     accepts = (".mp4", ".m4v", ".mov", ".avi", ".webm", ".mkv")
     fields = (
         ScalarField("kind", "str", max_length=8, index=True, description="scene or face"),
@@ -211,12 +226,35 @@ class VideoAnalysis(Demo):
             yield Upload(name, data)
 
     # -- search --------------------------------------------------------------------
-    def parse_query_file(self, upload: Upload) -> PhotoQuery:
+    def parse_query_file(self, upload: Upload) -> PhotoQuery | ClipQuery:
+        # Told apart by their bytes, not by their names.
+        if sniff(upload.data) is not None:
+            return self.parse_clip(upload.data)
         try:
             image, _ = decode_image(upload.data, self.options.max_image_pixels)
         except ImageRejected as exc:
-            raise QueryError(f"{exc} (search by a photo or a video frame)") from None
+            raise QueryError(
+                f"{exc} (search by a photo, a video frame or a video clip: MP4, MOV, AVI, WebM or MKV)"
+            ) from None
         return PhotoQuery(image)
+
+    def parse_clip(self, data: bytes) -> ClipQuery:
+        try:
+            with OpenVideo(data, self.options.max_seconds, self.options.max_frame_pixels) as video:
+                seconds = video.info.duration
+                picked = clip_frames(video, self.options.clip_fps, self.options.max_clip_seconds)
+        except VideoRejected as exc:
+            raise QueryError(f"the clip cannot be used: {exc}") from None
+        if not picked:
+            raise QueryError(
+                "no frame of the clip could be decoded: it is truncated, empty or uses a codec not available here"
+            )
+        size, resize = self.images.options.image_size, self.images.options.resize
+        return ClipQuery(
+            [t for t, _ in picked],
+            [model_input(Image.fromarray(rgb), size, resize) for _, rgb in picked],
+            max(seconds, picked[-1][0]),
+        )
 
     def parse_query_text(self, text: str) -> LabelQuery:
         label = " ".join(text.split()).lower()
@@ -249,13 +287,17 @@ class VideoAnalysis(Demo):
     def search(
         self,
         nearest: Callable[[np.ndarray, int], list[Hit]],
-        payload: PhotoQuery | LabelQuery,
+        payload: PhotoQuery | LabelQuery | ClipQuery,
         top_k: int,
         filter: BaseModel | None,
     ) -> list[Hit]:
         # The core applies the Filter's defaults when none is sent, so the
         # expression always holds a `kind` and scenes and faces never mix.
         mode = filter.mode if isinstance(filter, VideoFilter) else "scene"
+        if isinstance(payload, ClipQuery):
+            if mode == "face":
+                raise QueryError("a face search takes a photo of the face; a clip searches scenes (mode scene)")
+            return self.search_clip(nearest, payload, top_k)
         if isinstance(payload, LabelQuery):
             if mode == "face":
                 raise QueryError("a face search needs a photo of the face, not a label")
@@ -281,6 +323,49 @@ class VideoAnalysis(Demo):
             for hit in hits
         ]
 
+    def search_clip(self, nearest: Callable[..., list[Hit]], clip: ClipQuery, top_k: int) -> list[Hit]:
+        """One hit per video the clip may come from, best first, at the
+        moment the clip starts there: each clip frame's nearest keyframes vote
+        for (video, keyframe time - frame time), and the alignment most frames
+        agree on wins (clips.align)."""
+        vectors = self.encode(clip.inputs)  # one call; the encoder batches by batch_size
+        neighbours = []
+        for vector in vectors:
+            neighbours.append(
+                [
+                    Neighbour(
+                        hit.item or hit.fields.get("video") or hit.id,
+                        float(hit.fields.get("timestamp") or 0.0),
+                        hit.score,
+                        hit,
+                    )
+                    for hit in nearest(vector, self.options.clip_neighbours, field="scene")
+                ]
+            )
+        hits = []
+        for alignment in align(clip.times, neighbours, tolerance=self.options.max_interval)[:top_k]:
+            # The row shown is the aligned keyframe nearest the start: its
+            # thumbnail is the clip's first moment.
+            start = max(0.0, alignment.start)
+            row = min(alignment.support, key=lambda s: (abs(s[1].timestamp - start), -s[1].similarity))[1].row
+            duration = float(row.fields.get("duration") or 0.0)
+            start = round(min(start, duration) if duration > 0 else start, 2)
+            hits.append(
+                dataclasses.replace(
+                    row,
+                    score=round(alignment.score, 4),
+                    title=f"{row.fields.get('video')} from {_clock(start)}",
+                    fields={
+                        **row.fields,
+                        "timestamp": start,
+                        "matched_frames": alignment.matched,
+                        "clip_frames": len(clip.times),
+                    },
+                    media_url=f"{row.media_url.split('#', 1)[0]}#t={start}" if row.media_url else None,
+                )
+            )
+        return hits
+
     def label_direction(self, label: str) -> np.ndarray:
         """The classifier's weight row for an ImageNet class: the direction in
         feature space that scores that class, so ranking keyframes by cosine
@@ -290,6 +375,19 @@ class VideoAnalysis(Demo):
         return row / max(float(np.linalg.norm(row)), 1e-9)
 
     def summarize(self, payload: Any, hits: list[Hit]) -> dict[str, Any]:
+        if isinstance(payload, ClipQuery):
+            best = hits[0].fields if hits else None
+            return {
+                "clip": {
+                    "video": best.get("video"),
+                    "start": best.get("timestamp"),
+                    "matched_frames": best.get("matched_frames"),
+                    "frames": len(payload.times),
+                    "seconds": round(payload.seconds, 2),
+                }
+                if best
+                else None
+            }
         by_video: dict[str, list[float]] = {}
         for hit in hits:
             by_video.setdefault(hit.fields.get("video") or "", []).append(hit.fields.get("timestamp") or 0.0)

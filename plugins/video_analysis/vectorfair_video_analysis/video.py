@@ -180,3 +180,16 @@ def keyframes(
         on_frame(index + 1, max(total, index + 1))
     # The frames after the last examined one were decoded too.
     on_frame(max(seen, video.frames_read), max(total, seen, video.frames_read))
+
+
+def clip_frames(video: OpenVideo, fps: float, max_seconds: float) -> list[tuple[float, np.ndarray]]:
+    """(seconds into the clip, RGB frame) about `fps` times a second, over
+    the first `max_seconds` of the clip."""
+    every = max(1, int(round(video.info.fps / fps)))
+    picked = []
+    for index, rgb in video.frames(every):
+        timestamp = index / video.info.fps
+        if timestamp > max_seconds:
+            break
+        picked.append((timestamp, rgb))
+    return picked
