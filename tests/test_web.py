@@ -2,6 +2,7 @@
 against a live server with the real demos and their sample data. Screenshots
 go to artifacts/screenshots/."""
 
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -31,7 +32,8 @@ CHROMIUM_ARGS = [
 def base(tmp_path_factory):
     root = tmp_path_factory.mktemp("web")
     config = write_config(root, "[demos.molecule_search]\nsample_limit = 1500\n", plugins=DEMOS)
-    app, url = start_app(config, free_port(), root / "app.log", env={"PYTHONPATH": ""})
+    # The code under test: what this run imports (a worktree on PYTHONPATH), not the fixtures.
+    app, url = start_app(config, free_port(), root / "app.log", env={"PYTHONPATH": os.environ.get("PYTHONPATH", "")})
     try:
         wait_for(lambda: httpx.get(f"{url}/readyz").status_code == 200, 60, what="ready")
         wait_for(lambda: len(httpx.get(f"{url}/api/jobs").json()) == 3, 60, what="sample jobs")
@@ -82,14 +84,102 @@ def test_home_lists_every_demo(page, base):
     page.screenshot(path=SHOTS / "home.png", full_page=True)
 
 
+def ask_and_wait(page, question, turns):
+    """Type `question`, send it with Enter, wait for the reply: turn `turns` of the chat."""
+    page.get_by_label("Query").fill(question)
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"() => document.querySelectorAll('#chat-log .turn.bot:not(.greeting)').length >= {turns}")
+
+
 def test_qa_page_answers_a_question(page, base):
     page.goto(base + "/demos/qa_chatbot")
-    page.get_by_label("Query").fill("is docker required to try it out")
-    page.keyboard.press("Enter")
-    page.wait_for_selector(".hit")
-    assert "Milvus Lite" in page.locator("#summary .answer").inner_text()
-    assert page.locator(".hit").count() == 10
+    ask_and_wait(page, "is docker required to try it out", 1)
+    reply = page.locator("#chat-log .turn.bot.known").last
+    assert "Milvus Lite" in reply.locator(".answer").inner_text()
+    assert "Do I need Docker to try vectorfair?" in reply.locator(".meta").first.inner_text()
+    # The closest entries, one per FAQ pair, behind a disclosure.
+    reply.locator("details summary").click()
+    assert reply.locator("details li").count() == 10
+    assert page.locator(".hit").count() == 0 and page.locator("#summary").is_hidden()
     page.screenshot(path=SHOTS / "qa_chatbot.png", full_page=True)
+
+
+def test_qa_chat_keeps_the_turns_in_order(page, base):
+    page.goto(base + "/demos/qa_chatbot")
+    log = page.locator("#chat-log")
+    assert log.get_attribute("role") == "log" and log.get_attribute("aria-live") == "polite"
+    assert (
+        log.get_attribute("aria-label") == "Conversation"
+        and page.locator("#results").get_attribute("aria-live") is None
+    )
+    # The question box comes after the conversation, as in a chat.
+    assert page.evaluate(
+        "() => !!(document.querySelector('#chat-log').compareDocumentPosition(document.querySelector('#query'))"
+        " & Node.DOCUMENT_POSITION_FOLLOWING)"
+    )
+    ask_and_wait(page, "is docker required to try it out", 1)
+    ask_and_wait(page, "which python versions work", 2)
+    assert page.locator("#chat-log .turn.you .said").all_inner_texts() == [
+        "is docker required to try it out",
+        "which python versions work",
+    ]
+    kinds = page.evaluate(
+        "() => [...document.querySelectorAll('#chat-log .turn')].map(t => t.classList.contains('you') ? 'you' : 'bot')"
+    )
+    assert kinds == ["bot", "you", "bot", "you", "bot"]  # the greeting, then question, reply, question, reply
+    replies = page.locator("#chat-log .turn.bot.known .answer").all_inner_texts()
+    assert "Milvus Lite" in replies[0] and "3.10" in replies[1]
+    assert page.get_by_label("Query").input_value() == ""
+    page.screenshot(path=SHOTS / "qa_chat_two_turns.png", full_page=True)
+
+
+def test_qa_chat_suggests_questions_it_knows_when_it_does_not_know(page, base):
+    page.goto(base + "/demos/qa_chatbot")
+    ask_and_wait(page, "What is the capital of France?", 1)
+    reply = page.locator("#chat-log .turn.bot.unknown").last
+    assert "don't know" in reply.locator(".answer").inner_text()
+    suggestions = reply.get_by_role("list", name="Closest questions I know").get_by_role("button")
+    assert suggestions.count() == 3
+    question = suggestions.first.inner_text()
+    suggestions.first.click()
+    page.wait_for_function("() => document.querySelectorAll('#chat-log .turn.bot:not(.greeting)').length >= 2")
+    assert page.locator("#chat-log .turn.you .said").last.inner_text() == question
+    answered = page.locator("#chat-log .turn.bot").last
+    assert (
+        "known" in answered.get_attribute("class") and f"“{question}”" in answered.locator(".meta").first.inner_text()
+    )
+    assert page.evaluate("() => document.activeElement.id") == "query"
+
+
+def test_qa_chat_by_keyboard_only(page, base):
+    page.goto(base + "/demos/qa_chatbot")
+    for _ in range(30):  # Tab through the page to the question box
+        page.keyboard.press("Tab")
+        if page.evaluate("() => document.activeElement.id") == "query":
+            break
+    assert page.evaluate("() => document.activeElement.id") == "query"
+    page.keyboard.type("how tall is mount everest")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#chat-log .turn.bot.unknown")
+    assert page.evaluate("() => document.activeElement.id") == "query"  # focus is back in the box
+    # Shift+Tab from the box reaches the last suggestion just above it; Enter asks it.
+    page.keyboard.press("Shift+Tab")
+    focused = page.evaluate("() => [document.activeElement.className, document.activeElement.textContent]")
+    assert focused[0] == "suggestion", focused
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.querySelectorAll('#chat-log .turn.bot:not(.greeting)').length >= 2")
+    assert page.locator("#chat-log .turn.you .said").last.inner_text() == focused[1]
+    assert page.evaluate("() => document.activeElement.id") == "query"
+    # And a question typed after that lands below, in order.
+    page.keyboard.type("is docker required to try it out")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.querySelectorAll('#chat-log .turn.bot:not(.greeting)').length >= 3")
+    assert page.locator("#chat-log .turn.you .said").all_inner_texts() == [
+        "how tall is mount everest",
+        focused[1],
+        "is docker required to try it out",
+    ]
+    page.screenshot(path=SHOTS / "qa_chat_keyboard.png", full_page=True)
 
 
 def test_image_page_searches_by_photo(page, base):

@@ -36,9 +36,12 @@ const vectorfair = (() => {
     box.hidden = !message;
   }
 
-  // Plugins that draw their own hits register here (Demo.result_script).
+  // Plugins that draw their own hits register here (Demo.result_script);
+  // one that draws the whole result (a chat) registers with renderResult.
   const renderers = {};
   const renderHit = (demo, render) => { renderers[demo] = render; };
+  const resultRenderers = {};
+  const renderResult = (demo, render) => { resultRenderers[demo] = render; };
   let currentDemo = null;
 
   // "69 recordings · 915 windows": items, and rows where an item has several.
@@ -165,16 +168,17 @@ const vectorfair = (() => {
     const topK = Number(form.top_k.value) || 10;
     const filter = readFilters();
     const url = `/api/demos/${page.name}/search`;
-    let options;
+    let options, query = null;
     const file = $("#file");
     if (page.file_input && file && file.files.length) {
+      query = file.files[0].name;
       const data = new FormData();
       data.append("file", file.files[0]);
       data.append("top_k", String(topK));
       if (Object.keys(filter).length) data.append("filter", JSON.stringify(filter));
       options = {method: "POST", body: data};
     } else if (page.text_input) {
-      const query = $("#query").value.trim();
+      query = $("#query").value.trim();
       if (!query) { showError("Type a query first."); return; }
       options = {method: "POST", headers: {"Content-Type": "application/json"},
         body: JSON.stringify({query, top_k: topK, ...(Object.keys(filter).length ? {filter} : {})})};
@@ -186,7 +190,7 @@ const vectorfair = (() => {
     results.setAttribute("aria-busy", "true");
     try {
       const body = await api(url, options);
-      render(body);
+      render(body, query);
     } catch (error) {
       showError(error.message);
     } finally {
@@ -194,11 +198,24 @@ const vectorfair = (() => {
     }
   }
 
-  function render(body) {
+  // Search for `text` as if it were typed and sent (a suggestion clicked).
+  const ask = text => {
+    const input = $("#query");
+    if (input) { input.value = text; $("#search").requestSubmit(); }
+  };
+
+  function render(body, query) {
     const results = $("#results");
-    results.replaceChildren();
     const summary = $("#summary");
     summary.hidden = true;
+    const own = resultRenderers[currentDemo];
+    if (own) {
+      // The plugin's node is the whole result; the node already shown is kept.
+      const node = own(body, query, {el, hitCard, ask});
+      if (node && node.parentNode !== results) results.replaceChildren(node);
+      return;
+    }
+    results.replaceChildren();
     if (body.summary && "known" in body.summary) {
       summary.hidden = false;
       summary.replaceChildren(body.summary.known
@@ -275,7 +292,7 @@ const vectorfair = (() => {
     events.onerror = () => { if (progress.dataset.finished !== "true") status.textContent += " (connection lost; reload to see the job)"; events.close(); };
   }
 
-  return {home, demoPage, renderHit};
+  return {home, demoPage, renderHit, renderResult};
 })();
 
 // Pages name what to start in data, not in inline scripts, so the

@@ -129,6 +129,9 @@ class VideoAnalysis(Demo):
     Options = VideoOptions
     Filter = VideoFilter
     sample_query = "space shuttle"
+    sample_cost = 60.0
+    item_noun, row_noun = "videos", "keyframes and faces"
+    query_label = "An ImageNet label"
     result_script = "/static/plugins/video_analysis/video.js"
 
     def __init__(self, options=None):
