@@ -69,8 +69,10 @@ def test_a_missing_sample_source_is_named(tmp_path, monkeypatch):
     with TestClient(create_app(load_settings(config))) as client:
         job = wait_job(client, client.post("/api/demos/fake/jobs", json={"sample": True}).json()["job_id"])
         assert job["state"] == "failed"
-        assert job["message"] == "no sample data for Fake text demo: the fake sample needs the package fake-data; " \
+        assert (
+            job["message"] == "no sample data for Fake text demo: the fake sample needs the package fake-data; "
             "pip install fake-data"
+        )
 
 
 def test_cheap_samples_load_first(tmp_path, monkeypatch):
