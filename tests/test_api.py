@@ -15,7 +15,7 @@ def add(client, *texts, tag="t"):
 
 
 def count(client):
-    return client.get("/api/demos/fake/stats").json()["count"]
+    return client.get("/api/demos/fake/stats").json()["rows"]
 
 
 def wait_job(client, job_id, timeout=60):
@@ -349,6 +349,7 @@ def test_stats_and_drop(client, settings):
     assert stats == {
         "demo": "fake",
         "count": 3,
+        "rows": 3,
         "collection": f"{settings.milvus.collection_prefix}_fake",
         "metric": "COSINE",
         "dim": 32,

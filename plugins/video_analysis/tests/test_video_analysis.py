@@ -32,7 +32,7 @@ def client(tmp_path_factory):
 
 
 def count(client):
-    return client.get(f"{API}/stats").json()["count"]
+    return client.get(f"{API}/stats").json()["rows"]
 
 
 def jpeg(image, quality=85):
