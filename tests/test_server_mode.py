@@ -86,7 +86,7 @@ def test_two_app_processes_share_milvus_and_media(tmp_path, procs, milvus_backen
     done = wait_for(lambda: (j := httpx.get(f"{b}/api/jobs/{job['job_id']}").json())["state"] == "succeeded" and j, 60)
     assert done["done"] == 20
     wait_for(
-        lambda: httpx.get(f"{a}/api/demos/fake/stats").json()["count"] == 22,
+        lambda: httpx.get(f"{a}/api/demos/fake/stats").json()["rows"] == 22,
         5,
         interval=0.05,
         what="a to count b's job",

@@ -25,20 +25,9 @@ from vectorfair import (
 
 BINS = 4
 MAX_PIXELS = 40_000_000
-SAMPLES = (
-    "astronaut.png",
-    "chelsea.png",
-    "coffee.png",
-    "rocket.jpg",
-    "motorcycle_left.png",
-    "grass.png",
-    "gravel.png",
-    "brick.png",
-    "hubble_deep_field.jpg",
-    "retina.jpg",
-    "ihc.png",
-    "moon.png",
-)
+# Photographs shipped in scikit-image's data folder.
+SAMPLES = """astronaut.png chelsea.png coffee.png rocket.jpg motorcycle_left.png grass.png gravel.png brick.png
+hubble_deep_field.jpg retina.jpg ihc.png moon.png""".split()
 
 
 class PaletteOptions(DemoOptions):

@@ -171,7 +171,7 @@ def test_csv_tsv_jsonl_uploads_report_bad_rows(client):
     assert "JSON object" in failed["faq.jsonl line 3"]
     assert "`question` and `answer`" in failed["wrong.csv"]
     assert "UTF-8" in failed["latin1.csv"]
-    assert client.get("/api/demos/qa_chatbot/stats").json()["count"] == before + 2 * 3
+    assert client.get("/api/demos/qa_chatbot/stats").json()["count"] == before + 3
     summary = ask(client, "what colour is the logo")["summary"]
     assert summary["known"] and summary["answer"] == "It is teal." and summary["category"] == "branding"
 
