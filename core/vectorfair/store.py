@@ -86,6 +86,19 @@ class CollectionInfo:
         """Every collection of the demo, the main one first."""
         return list(dict.fromkeys([self.name, *self.homes.values()]))
 
+    def members(self) -> dict[str, list[StoredVector]]:
+        """The vector fields each collection holds, by collection, the main one first."""
+        return {name: [v for v in self.vectors.values() if self.homes[v.name] == name] for name in self.names()}
+
+    def where(self, field: str, expression: str = "") -> tuple[str, str]:
+        """The collection to read vector field `field` from, and `expression`
+        narrowed to the rows that have that field: in the main collection of a
+        demo with several vector fields the others hold placeholders."""
+        name = self.homes.get(field, self.name)
+        if name == self.name and len(self.vectors) > 1:
+            expression = all_of(f'array_contains({PRESENT_VECTORS}, "{field}")', expression)
+        return name, expression
+
     def vector(self, field: str | None = None) -> StoredVector:
         if field is None:
             return next(iter(self.vectors.values()))
@@ -319,13 +332,13 @@ class Store:
         if not rows:
             return
         info = self.collection_info(demo)
+        layout = info.members()
         batches: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
             present = [name for name in info.vectors if row.get(name) is not None]
             if not present:
                 raise ValueError(f"a row has none of the vector fields {', '.join(info.vectors)}")
-            for collection in info.names():
-                members = [v for v in info.vectors.values() if info.homes[v.name] == collection]
+            for collection, members in layout.items():
                 if collection != info.name and not any(v.name in present for v in members):
                     continue  # a companion holds only the rows that have its field
                 stored = self._stored_row(demo, members, row)
@@ -365,9 +378,7 @@ class Store:
         best first, each with its `distance` and a higher-is-better `score`."""
         info = self.collection_info(demo)
         stored = info.vector(field)
-        name = info.homes.get(stored.name, info.name)
-        if name == info.name and len(info.vectors) > 1:
-            expression = all_of(f'array_contains({PRESENT_VECTORS}, "{stored.name}")', expression)
+        name, expression = info.where(stored.name, expression)
         params: dict[str, Any] = {"metric_type": stored.stored.metric, "params": stored.search_params(limit)}
         query = _milvus_value(to_stored(checked_vector(vector, stored.declared), stored))
 
@@ -424,10 +435,7 @@ class Store:
     def stored_vectors_of(self, demo: Demo, field: str, expression: str = "", limit: int = 16) -> list[dict[str, Any]]:
         """Rows (id and the stored value of vector field `field`) that have
         that field, from the collection it lives in."""
-        info = self.collection_info(demo)
-        name = info.homes.get(field, info.name)
-        if name == info.name and len(info.vectors) > 1:
-            expression = all_of(f'array_contains({PRESENT_VECTORS}, "{field}")', expression)
+        name, expression = self.collection_info(demo).where(field, expression)
         return self.call(
             lambda client: client.query(
                 name, filter=expression, output_fields=["id", field], limit=limit, consistency_level=READ_CONSISTENCY
