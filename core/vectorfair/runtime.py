@@ -8,6 +8,7 @@ knows any plugin.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import threading
 import time
@@ -75,7 +76,9 @@ class Platform:
         self._ready_lock = threading.Lock()
         self._last_attempt = 0.0
         self.batchers: dict[str, Batcher] = {}
+        self.search_batchers: dict[str, Batcher] = {}
         self._configure_encoders()
+        self._configure_searches()
         self.jobs = JobRunner(
             JobStore(self.data_dir / "jobs.sqlite3"),
             self.ingestor,
@@ -118,6 +121,29 @@ class Platform:
             )
             attach_batcher(demo, batcher)
             self.batchers[name] = batcher
+
+    def _configure_searches(self) -> None:
+        search = self.settings.search
+        if not search.batching:
+            return
+        for name, demo in self.demos.items():
+            self.search_batchers[name] = Batcher(
+                functools.partial(self._search_batch, demo), search.max_batch, search.max_wait_ms / 1000,
+                name=f"{name}-search",
+            )
+
+    def _search_batch(self, demo: Demo, queries: list[tuple[str | None, str, int, Any]]) -> list[list[dict]]:
+        """Rows for many (field, expression, limit, vector) queries: one Milvus
+        call per distinct (field, expression, limit)."""
+        found: list[list[dict]] = [[] for _ in queries]
+        groups: dict[tuple[str | None, str, int], list[int]] = {}
+        for position, (field, expression, limit, _) in enumerate(queries):
+            groups.setdefault((field, expression, limit), []).append(position)
+        for (field, expression, limit), positions in groups.items():
+            vectors = [queries[position][3] for position in positions]
+            for position, rows in zip(positions, self.store.search_many(demo, vectors, limit, expression, field)):
+                found[position] = rows
+        return found
 
     def _batch_ran(self, demo_name: str, size: int) -> None:
         for listener in self.batch_listeners:
@@ -216,7 +242,8 @@ class Platform:
             self.tenancy.visible_expression(tenant),
         )
 
-        return demo.search(Nearest(self.store, demo, expression), payload, top_k, filter_model)
+        nearest = Nearest(self.store, demo, expression, self.search_batchers.get(demo_name))
+        return demo.search(nearest, payload, top_k, filter_model)
 
     # -- dropping ------------------------------------------------------------------
     def drop_and_recreate(self, demo_name: str) -> None:
@@ -311,7 +338,7 @@ class Platform:
         return submitted
 
     def close(self) -> None:
-        for batcher in self.batchers.values():
+        for batcher in [*self.batchers.values(), *self.search_batchers.values()]:
             batcher.close()
         self.store.disconnect()
         self.jobs.store.close()
@@ -322,11 +349,15 @@ class Nearest:
     field=None)` gives the rows nearest to `vector` on a vector field (the
     first by default) as hits, best first, the demo's filter applied."""
 
-    def __init__(self, store: Store, demo: Demo, expression: str):
-        self.store, self.demo, self.expression = store, demo, expression
+    def __init__(self, store: Store, demo: Demo, expression: str, batcher: Batcher | None = None):
+        self.store, self.demo, self.expression, self.batcher = store, demo, expression, batcher
 
     def __call__(self, vector: Any, limit: int, field: str | None = None) -> list[Hit]:
-        return [to_hit(self.demo, row) for row in self.store.search(self.demo, vector, limit, self.expression, field)]
+        if self.batcher is not None:  # gathered with concurrent searches into one Milvus call
+            rows = self.batcher((field, self.expression, limit, vector))
+        else:
+            rows = self.store.search(self.demo, vector, limit, self.expression, field)
+        return [to_hit(self.demo, row) for row in rows]
 
     def stored(self, field: str | None = None) -> StoredVector:
         """The field as this backend stores it: `.stored.kind`, `.stored.metric`

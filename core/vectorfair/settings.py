@@ -76,6 +76,16 @@ class EncoderSettings(_Section):
     torch_threads: int = Field(0, ge=0, le=256)
 
 
+class SearchSettings(_Section):
+    # Gather concurrent searches of a demo into one Milvus call with many
+    # query vectors (grouped by vector field, filter expression and limit).
+    batching: bool = True
+    max_batch: int = Field(64, ge=1, le=1024)
+    # 0: take whatever is already waiting, adding no delay to a lone search;
+    # under load the queue fills while the previous call runs.
+    max_wait_ms: float = Field(0.0, ge=0, le=1000)
+
+
 class ServeSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 8000
@@ -168,6 +178,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
     encoders: EncoderSettings = Field(default_factory=EncoderSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     visitors: VisitorSettings = Field(default_factory=VisitorSettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
