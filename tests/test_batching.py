@@ -93,3 +93,53 @@ def test_concurrent_http_searches_are_batched_when_enabled(tmp_path, batching):
         assert max(batches) > 1 and len(batches) < 12
     else:
         assert batches == [1] * 12
+
+
+@pytest.mark.parametrize("batching", [True, False])
+def test_concurrent_searches_share_milvus_calls(tmp_path, monkeypatch, batching):
+    """Searches gathered into one Milvus call with many vectors, grouped by
+    filter and limit, each caller getting exactly its own answer."""
+    from vectorfair.store import Store
+
+    calls = []
+    search_many = Store.search_many
+
+    def counted(self, demo, vectors, limit, expression="", field=None, output_fields=None):
+        calls.append((len(vectors), limit, expression))
+        time.sleep(0.03)  # a Milvus call long enough for the others to queue behind it
+        return search_many(self, demo, vectors, limit, expression, field, output_fields)
+
+    config = write_config(
+        tmp_path,
+        plugins="fake",
+        body=f"[demos.fake]\nload_sample_on_start = false\n[search]\nbatching = {str(batching).lower()}\n",
+    )
+    with TestClient(create_app(load_settings(config))) as client:
+        client.post(
+            "/api/demos/fake/items",
+            json={"records": [{"text": f"word{i} shared", "tag": f"t{i % 2}"} for i in range(6)]},
+        )
+
+        def one(n):
+            body = {"query": f"word{n % 6} shared", "top_k": 2 + n % 2}
+            if n % 3 == 0:
+                body["filter"] = {"tag": "t1"}
+            r = client.post("/api/demos/fake/search", json=body)
+            return r.status_code, [(h["title"], round(h["score"], 5)) for h in r.json()["hits"]]
+
+        expected = [one(n) for n in range(18)]
+        monkeypatch.setattr(Store, "search_many", counted)
+        barrier = threading.Barrier(18)
+
+        def together(n):
+            barrier.wait()
+            return one(n)
+
+        with ThreadPoolExecutor(18) as pool:
+            results = list(pool.map(together, range(18)))
+    assert results == expected, "each caller gets the answer to its own query"
+    assert sum(size for size, _, _ in calls) == 18
+    if batching:
+        assert max(size for size, _, _ in calls) > 1 and len(calls) < 18
+    else:
+        assert all(size == 1 for size, _, _ in calls)

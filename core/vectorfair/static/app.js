@@ -239,10 +239,10 @@ const vectorfair = (() => {
       const image = el("img", {src: hit.thumbnail_url, alt: `${hit.title}${f.labels ? ": " + f.labels.slice(0, 3).join(", ") : ""}`, loading: "lazy"});
       card.append(hit.media_url ? el("a", {href: hit.media_url, target: "_blank", rel: "noopener"}, image) : image);
     }
-    if (f.svg) {
-      // As an image, not inline markup: an SVG never runs script from an <img>.
-      card.append(el("img", {class: "structure", alt: `structure of ${f.smiles || hit.title}`,
-        src: "data:image/svg+xml;charset=utf-8," + encodeURIComponent(f.svg)}));
+    if (f.structure_url) {
+      // Drawn by its own request, so the search never waits for drawings.
+      card.append(el("img", {class: "structure", alt: `structure of ${f.smiles || hit.title}`, loading: "lazy",
+        src: f.structure_url}));
     }
     card.append(el("h3", {text: hit.title}));
     card.append(el("p", {class: "score", text: `score ${hit.score.toFixed(3)}`}));

@@ -113,7 +113,10 @@ def test_query_in_the_set_finds_itself_first(client):
     mol = Chem.MolFromSmiles(smiles)
     assert hit["fields"]["mw"] == pytest.approx(Descriptors.MolWt(mol), abs=1e-3)
     assert hit["fields"]["logp"] == pytest.approx(Descriptors.MolLogP(mol), abs=1e-3)
-    assert hit["fields"]["svg"].lstrip().startswith("<?xml") and "<svg" in hit["fields"]["svg"]
+    # The drawing is a URL, drawn on request rather than during the search.
+    drawing = client.get(hit["fields"]["structure_url"])
+    assert drawing.status_code == 200 and "<svg" in drawing.text
+    assert drawing.headers["content-type"].startswith("image/svg+xml")
 
 
 def test_substructure_and_range_filters_stay_exact(client, reference):

@@ -19,10 +19,10 @@ import csv
 import functools
 import io
 import logging
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import numpy as np
 import rdkit
@@ -55,10 +55,11 @@ class MoleculeOptions(DemoOptions):
     radius: int = Field(2, ge=1, le=6)
     n_bits: int = Field(2048, ge=64, le=8192)
     max_smiles_chars: int = Field(1000, ge=10, le=100_000)
-    # Structure drawings of the hits, with the query's common substructure
-    # (or the substructure filter) highlighted; spent only within this budget.
+    # Hits carry the URL of their structure drawing (the query's common
+    # substructure, or the substructure filter, highlighted), drawn when the
+    # page asks for it: never on the search's own time.
     depict_hits: bool = True
-    depict_budget_s: float = Field(2.0, ge=0.0, le=30.0)
+    mcs_timeout_s: float = Field(1.0, ge=0.0, le=30.0, description="time to find the common substructure per drawing")
     sample_limit: int | None = Field(None, ge=1)
 
 
@@ -230,21 +231,19 @@ class MoleculeSearch(Demo):
                 break
             limit = min(limit * 4, MAX_FETCH)
         hits = hits[:top_k]
-        self._depict(hits, payload, pattern)
+        if self.options.depict_hits:
+            for hit in hits:
+                hit.fields["structure_url"] = structure_url(hit.fields["smiles"], payload.smiles, filter)
         return hits
 
-    def _depict(self, hits, query: Molecule, pattern) -> None:
-        if not self.options.depict_hits:
-            return
-        deadline = time.monotonic() + self.options.depict_budget_s
-        for hit in hits:
-            left = deadline - time.monotonic()
-            mol = Chem.MolFromSmiles(hit.fields["smiles"])
-            if mol is None:
-                continue
-            hit.fields["svg"] = depict(
-                mol, highlight=pattern, reference=query.mol, mcs_timeout=1.0 if left > 1.0 else 0.0
-            )
+
+def structure_url(smiles: str, query: str, filter: MoleculeFilter | None) -> str:
+    """Where the page gets a hit's drawing: the common substructure with the
+    query highlighted, or the substructure filter when there is one."""
+    params = {"smiles": smiles, "reference": query}
+    if filter is not None and filter.substructure:
+        params = {"smiles": smiles, "highlight": filter.substructure}
+    return f"/api/demos/molecule_search/depict.svg?{urlencode(params)}"
 
 
 def _contains(smiles: str, pattern) -> bool:
@@ -304,21 +303,32 @@ def register_routes(demos):
     from fastapi.responses import Response
 
     demo = demos["molecule_search"]
+
+    @functools.lru_cache(maxsize=2048)
+    def drawing(smiles: str, highlight: str | None, reference: str | None) -> str:
+        molecule = demo.molecule(smiles)
+        pattern = parse_pattern(highlight) if highlight else None
+        query = demo.molecule(reference).mol if reference and pattern is None else None
+        return depict(molecule.mol, highlight=pattern, reference=query, mcs_timeout=demo.options.mcs_timeout_s)
+
     router = APIRouter(prefix="/api/demos/molecule_search", tags=["molecule_search"])
 
     @router.get("/depict.svg", response_class=Response, responses={200: {"content": {"image/svg+xml": {}}}, 422: {}})
     def depict_smiles(
         smiles: str = Query(..., max_length=demo.options.max_smiles_chars, description="the molecule to draw"),
         highlight: str | None = Query(None, max_length=500, description="SMARTS or SMILES to highlight"),
+        reference: str | None = Query(
+            None, max_length=demo.options.max_smiles_chars, description="highlight the common substructure with this"
+        ),
     ):
-        """A 2D drawing of a SMILES (for live previews), optionally highlighting a substructure."""
+        """A 2D drawing of a SMILES (live previews and hits), highlighting a
+        substructure or the common substructure with `reference`."""
         try:
-            molecule = demo.molecule(smiles)
-            pattern = parse_pattern(highlight) if highlight else None
+            svg = drawing(smiles, highlight, reference)
         except ChemError as exc:
             raise HTTPException(422, str(exc)) from None
         return Response(
-            depict(molecule.mol, highlight=pattern),
+            svg,
             media_type="image/svg+xml",
             headers={"Cache-Control": "public, max-age=86400"},
         )
