@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -67,7 +67,10 @@ class VectorField:
     type's build parameters, e.g. {"HNSW": {"M": 32}}. `fallback` is how to
     store the field on a backend that lacks its kind (Milvus Lite has no
     binary vectors): the core converts values to it (binary -> 0/1 float or
-    the set bits as a sparse vector, sparse -> dense float, float16 -> float)."""
+    the set bits as a sparse vector, sparse -> dense float, float16 -> float),
+    or the fallback's own `convert` does (a function from one declared value
+    to one value of the fallback, e.g. a shorter summary of a long fingerprint;
+    search with it is then only as exact as the demo makes it)."""
 
     name: str = "vector"
     kind: VectorKind = "float"
@@ -76,6 +79,7 @@ class VectorField:
     index: tuple[str, ...] = ("HNSW", "FLAT")
     index_params: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     fallback: VectorField | None = None
+    convert: Callable[[Any], Any] | None = None
 
 
 def problems_of(scalars: Sequence[ScalarField], vectors: Sequence[VectorField]) -> list[str]:
@@ -122,9 +126,11 @@ def _vector_problems(field: VectorField, role: str = "vector field") -> list[str
             f"{where}: metric {field.metric!r} does not apply to {field.kind} vectors; "
             f"use {' or '.join(METRICS[field.kind])}"
         )
+    if field.convert is not None and role == "vector field":
+        problems.append(f"{where}: convert applies to a fallback (how to store the field where its kind is missing)")
     if field.fallback is not None:
         fallback = stored_as(field, field.fallback)
-        if (field.kind, fallback.kind) not in CONVERSIONS:
+        if fallback.convert is None and (field.kind, fallback.kind) not in CONVERSIONS:
             problems.append(f"{where}: no conversion from {field.kind} to a {fallback.kind} fallback")
         else:
             problems += _vector_problems(fallback, f"the fallback of {field.name!r}")
@@ -463,6 +469,8 @@ def _checked_sparse(value: Any, field: VectorField, where: str) -> dict[int, flo
 def to_stored(value: Any, vector: StoredVector) -> Any:
     """A checked value of the declared field, in the stored field's kind."""
     declared, stored = vector.declared.kind, vector.stored.kind
+    if vector.stored.convert is not None and vector.stored is not vector.declared:
+        return checked_vector(vector.stored.convert(value), vector.stored)
     if declared == stored:
         return value
     if declared == "binary":

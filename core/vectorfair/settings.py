@@ -70,7 +70,9 @@ class EncoderSettings(_Section):
     # Gather concurrent queries of a demo into one model call.
     batching: bool = True
     max_batch: int = Field(32, ge=1, le=1024)
-    max_wait_ms: float = Field(5.0, ge=0, le=1000)
+    # 0: a lone query is encoded at once; under load the queue fills while
+    # the previous batch runs, so batches form without any wait.
+    max_wait_ms: float = Field(0.0, ge=0, le=1000)
     # torch threads for the whole process; 0 = one per core. Model calls are
     # serialised per demo by the batcher, so this does not multiply.
     torch_threads: int = Field(0, ge=0, le=256)

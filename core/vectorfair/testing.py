@@ -330,6 +330,8 @@ def assert_conforms(client, demo: str, query: dict | None = None, self_search: i
     # Each stored row finds itself, on every vector field.
     rows_checked = 0
     for field in info.vectors.values():
+        if field.stored.convert is not None and field.stored is not field.declared:
+            continue  # a demo's own conversion need not be invertible nor rank a row first
         rows = store.stored_vectors_of(instance, field.name, limit=self_search)
         for row in rows:
             value = row[field.name]

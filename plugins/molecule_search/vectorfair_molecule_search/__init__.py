@@ -2,13 +2,19 @@
 
 Fingerprints are declared as a binary vector field searched by JACCARD on a
 BIN_FLAT index: on a Milvus server, Tanimoto = 1 - JACCARD distance, so one
-exact search ranks them. Milvus Lite has no binary vectors; there the core
-stores the declared fallback, the bits as a 0/1 float vector searched by inner
-product (IP = number of shared bits, exact with FLAT). Tanimoto(q, x) =
-c / (a + b - c) with c shared bits and a, b the bit counts, and it is at most
-c / a for any x. So after fetching the N rows with the most shared bits, no row
-left out can beat c_N / a: once the k-th best Tanimoto among the fetched rows
-reaches that bound, the top k is exact; otherwise fetch more.
+exact search ranks them.
+
+Milvus Lite has no binary vectors. There the fallback is a short float vector:
+the fingerprint's set bits counted into `folded_dim` buckets (bit j into
+bucket j mod folded_dim) and divided by the square root of the bit count,
+searched by inner product on FLAT. Its inner product s is at least the cosine
+c / sqrt(ab) of the two fingerprints (c shared bits, a and b the bit counts),
+and Tanimoto c / (a + b - c) is at most cos / (2 - cos). So no row left out of
+the N fetched can beat g(min(1, s_N)), g(x) = x / (2 - x); once the k-th best
+exact Tanimoto among the fetched rows (computed from the stored fingerprint
+itself) reaches that bound, the top k is exact; otherwise fetch more.
+A short vector is what makes this fast: Milvus Lite copies every vector it
+scans on each search.
 tests/test_molecule_search.py checks the result against RDKit's
 BulkTanimotoSimilarity over the whole set, on both backends.
 """
@@ -54,6 +60,9 @@ class MoleculeOptions(DemoOptions):
     fingerprint: FingerprintKind = "morgan"
     radius: int = Field(2, ge=1, le=6)
     n_bits: int = Field(2048, ge=64, le=8192)
+    folded_dim: int = Field(
+        1024, ge=8, le=8192, description="dim of the folded fingerprint on a backend without binary vectors"
+    )
     max_smiles_chars: int = Field(1000, ge=10, le=100_000)
     # Hits carry the URL of their structure drawing (the query's common
     # substructure, or the substructure filter, highlighted), drawn when the
@@ -95,6 +104,8 @@ class MoleculeSearch(Demo):
         ScalarField("mw", "float", index=True),
         ScalarField("logp", "float", index=True),
         ScalarField("bits", "int"),
+        # The fingerprint itself (hex), for the exact Tanimoto of each hit.
+        ScalarField("fingerprint_hex", "str", max_length=2048),
     )
     Options = MoleculeOptions
     Filter = MoleculeFilter
@@ -110,6 +121,7 @@ class MoleculeSearch(Demo):
     @property
     def vectors(self) -> tuple[VectorField, ...]:
         # Exactness needs an exact index: BIN_FLAT, or FLAT for the fallback.
+        dim = min(self.options.folded_dim, self.options.n_bits)
         return (
             VectorField(
                 "fingerprint",
@@ -117,7 +129,9 @@ class MoleculeSearch(Demo):
                 self.options.n_bits,
                 "JACCARD",
                 index=("BIN_FLAT",),
-                fallback=VectorField(kind="float", metric="IP", index=("FLAT",)),
+                fallback=VectorField(
+                    kind="float", dim=dim, metric="IP", index=("FLAT",), convert=functools.partial(folded, dim=dim)
+                ),
             ),
         )
 
@@ -166,7 +180,13 @@ class MoleculeSearch(Demo):
         yield Entry(
             payload=molecule,
             title=name or molecule.smiles,
-            fields={"smiles": molecule.smiles, "name": name, "bits": molecule.bit_count, **properties(molecule.mol)},
+            fields={
+                "smiles": molecule.smiles,
+                "name": name,
+                "bits": molecule.bit_count,
+                "fingerprint_hex": np.packbits(molecule.bits).tobytes().hex(),
+                **properties(molecule.mol),
+            },
         )
 
     def sample_items(self) -> Iterator[dict[str, Any]]:
@@ -204,20 +224,24 @@ class MoleculeSearch(Demo):
         if a == 0:
             raise QueryError("this molecule sets no fingerprint bits; try a larger molecule")
         vector = self.encode_query(payload)
+        query_bits = int.from_bytes(np.packbits(payload.bits).tobytes(), "big")
         ranked_by_tanimoto = nearest.stored("fingerprint").stored.metric == "JACCARD"
-        limit = max(8 * top_k, 100)
+        limit = 3 * top_k
         while True:
             rows = nearest(vector, limit)
             # No row left out scores more than the last one fetched: its
-            # Tanimoto when Milvus ranks by it, else its shared bits / a.
-            bound = (rows[-1].score if ranked_by_tanimoto else rows[-1].score / a) if rows else 0.0
+            # Tanimoto when Milvus ranks by it, else g(min(1, s)) (see above).
+            if not rows:
+                bound = 0.0
+            elif ranked_by_tanimoto:
+                bound = rows[-1].score
+            else:
+                cosine = min(1.0, max(0.0, rows[-1].score))
+                bound = cosine / (2 - cosine)
             hits = []
             for hit in rows:
                 b = int(hit.fields["bits"])
-                # The score is the number of shared bits (IP), or Tanimoto in
-                # float32 (JACCARD): t = c / (a + b - c) gives c back exactly,
-                # and from it the exact Tanimoto.
-                shared = round(hit.score * (a + b) / (1 + hit.score)) if ranked_by_tanimoto else round(hit.score)
+                shared = (query_bits & int(hit.fields["fingerprint_hex"], 16)).bit_count()
                 hit.score = shared / (a + b - shared) if a + b - shared else 0.0
                 if pattern is None or _contains(hit.fields["smiles"], pattern):
                     hits.append(hit)
@@ -231,10 +255,20 @@ class MoleculeSearch(Demo):
                 break
             limit = min(limit * 4, MAX_FETCH)
         hits = hits[:top_k]
+        for hit in hits:
+            del hit.fields["fingerprint_hex"]  # 2048 bits of hex: not for the page
         if self.options.depict_hits:
             for hit in hits:
                 hit.fields["structure_url"] = structure_url(hit.fields["smiles"], payload.smiles, filter)
         return hits
+
+
+def folded(packed: bytes, dim: int) -> np.ndarray:
+    """A fingerprint (packed bits) as `dim` bucket counts over sqrt(bit count):
+    its inner product with another is at least their cosine."""
+    on = np.flatnonzero(np.unpackbits(np.frombuffer(bytes(packed), dtype=np.uint8)))
+    counts = np.bincount(on % dim, minlength=dim).astype(np.float32)
+    return counts / np.sqrt(len(on)) if len(on) else counts
 
 
 def structure_url(smiles: str, query: str, filter: MoleculeFilter | None) -> str:
