@@ -109,6 +109,10 @@ class Platform:
             import torch
 
             torch.set_num_threads(encoders.torch_threads)
+        if encoders.blas_threads:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(encoders.blas_threads, user_api="blas")
         if not encoders.batching:
             return
         for name, demo in self.demos.items():
@@ -128,7 +132,9 @@ class Platform:
             return
         for name, demo in self.demos.items():
             self.search_batchers[name] = Batcher(
-                functools.partial(self._search_batch, demo), search.max_batch, search.max_wait_ms / 1000,
+                functools.partial(self._search_batch, demo),
+                search.max_batch,
+                search.max_wait_ms / 1000,
                 name=f"{name}-search",
             )
 
