@@ -165,3 +165,25 @@ def test_a_vector_kind_the_backend_lacks_needs_a_fallback(tmp_path, milvus_backe
         assert "vector field 'fp' is binary, which Milvus" in state and "declare a fallback" in state
         refused = client.post("/api/demos/nofallback/search", json={"query": "x"})
         assert refused.status_code == 409 and "binary" in refused.json()["detail"]
+
+
+def test_a_fallback_may_bring_its_own_conversion():
+    from vectorfair.schema import Backend, VectorRejected, problems_of, resolve, to_stored
+
+    halves = VectorField(kind="float", dim=4, metric="IP", index=("FLAT",), convert=lambda packed: [len(packed)] * 4)
+    declared = VectorField("fp", "binary", 16, "JACCARD", fallback=halves)
+    assert problems_of((), (declared,)) == []
+    lite = Backend("milvus_lite-3.2.2", is_lite=True)
+    stored = resolve(declared, lite)
+    assert stored.stored.dim == 4 and list(to_stored(b"\xff\x00", stored)) == [2.0] * 4
+    # The conversion's result is checked like an encoder's.
+    wrong = resolve(
+        VectorField("fp", "binary", 16, "JACCARD", fallback=VectorField(dim=4, convert=lambda v: [1])), lite
+    )
+    with pytest.raises(VectorRejected, match="dim 4"):
+        to_stored(b"\xff\x00", wrong)
+    # On a declared field it means nothing: said so.
+    (problem,) = problems_of((), (VectorField("v", dim=4, convert=abs),))
+    assert (
+        problem == "vector field 'v': convert applies to a fallback (how to store the field where its kind is missing)"
+    )
