@@ -24,7 +24,7 @@ chromium:
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) $(wildcard examples/*/pyproject.toml) $(wildcard plugins/*/requirements-nodeps.txt) Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q $(TORCH) -e '.[test,towhee,s3]' $(foreach p,$(PLUGIN_DIRS) $(EXAMPLE_DIRS),-e $(p))
+	$(BIN)/python -m pip install -q $(TORCH) -e '.[test,towhee,s3,queue]' $(foreach p,$(PLUGIN_DIRS) $(EXAMPLE_DIRS),-e $(p))
 	# Packages that pin ancient dependencies go in without them (see each file).
 	for f in $(wildcard plugins/*/requirements-nodeps.txt); do $(BIN)/python -m pip install -q --no-deps -r $$f || exit 1; done
 	touch $(STAMP)

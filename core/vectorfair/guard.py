@@ -14,6 +14,7 @@ from http.cookies import SimpleCookie
 from fastapi import HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 from limits import parse_many
+from limits.errors import StorageError
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from starlette.datastructures import MutableHeaders
@@ -122,7 +123,8 @@ class RateLimits:
         self.app = app
         self.settings = settings
         config = settings.rate_limits
-        self.limiter = MovingWindowRateLimiter(storage_from_string(config.storage_uri))
+        # wrap_exceptions: a Redis that is away raises StorageError, answered 503.
+        self.limiter = MovingWindowRateLimiter(storage_from_string(config.storage_uri, wrap_exceptions=True))
         self.rules = {kind: parse_many(getattr(config, kind)) for kind in ("search", "upload", "api")}
 
     def kind(self, method: str, path: str) -> str | None:
@@ -144,8 +146,17 @@ class RateLimits:
             return await self.app(scope, receive, send)
         client = (scope.get("client") or ("unknown", 0))[0]
         for rule in self.rules[kind]:
-            if not self.limiter.hit(rule, kind, client):
-                reset, _ = self.limiter.get_window_stats(rule, kind, client)
+            try:
+                allowed = self.limiter.hit(rule, kind, client)
+                reset = None if allowed else self.limiter.get_window_stats(rule, kind, client)[0]
+            except StorageError:
+                response = JSONResponse(
+                    {"detail": "the rate limit counts (Redis) are unreachable; retry in a few seconds"},
+                    status_code=503,
+                    headers={"Retry-After": "5"},
+                )
+                return await response(scope, receive, send)
+            if not allowed:
                 wait = max(1, math.ceil(reset - time.time()))
                 response = JSONResponse(
                     {

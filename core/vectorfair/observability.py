@@ -113,7 +113,11 @@ class _JobCollector:
         states: dict[tuple[str, str], int] = {}
         progress: dict[tuple[str, str], int] = {}
         expected: dict[str, int] = {}
-        for job in self.platform.list_jobs():
+        try:
+            found = self.platform.list_jobs()
+        except Exception:  # the job queue (Redis) is away: no job gauges this scrape
+            found = []
+        for job in found:
             states[job.demo, job.state] = states.get((job.demo, job.state), 0) + 1
             if job.state in TERMINAL:
                 continue
