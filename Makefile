@@ -13,13 +13,18 @@ TORCH     := torch==2.13.0
 STAMP     := $(VENV)/.installed
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup run test test-server test-fast lint bench clean chromium
+.PHONY: setup run test test-server test-fast lint bench clean chromium redis
 
 setup: $(STAMP)
 
 # The browser tests drive Debian's Chromium (Playwright never downloads one).
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+
+# The scale-out tests (tests/test_scale_out.py) start Debian's redis-server,
+# each on a port of its own with persistence off; `make run` needs no Redis.
+redis:
+	@command -v redis-server >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server; }
 
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) $(wildcard examples/*/pyproject.toml) $(wildcard plugins/*/requirements-nodeps.txt) Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,7 +40,7 @@ run: setup
 # The suites that touch Milvus run again on a real Milvus server (PyPI's
 # `milvus` 2.3.5, started by the tests; see conftest.py).
 SERVER_SUITES ?= tests/test_store.py tests/test_api.py tests/test_conformance.py tests/test_portal.py \
-	tests/test_hostile_uploads.py tests/test_resilience.py tests/test_server_mode.py tests/test_server_backend.py \
+	tests/test_hostile_uploads.py tests/test_resilience.py tests/test_server_mode.py tests/test_scale_out.py tests/test_server_backend.py \
 	tests/test_vector_shapes.py plugins examples
 
 # ruff: lint (pyflakes, pycodestyle, import order, bugbear) and formatting.
@@ -43,11 +48,11 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: setup chromium lint
+test: setup chromium redis lint
 	$(BIN)/python -m pytest --durations=25
 	$(BIN)/python -m pytest --milvus=server --durations=15 $(SERVER_SUITES)
 
-test-server: setup
+test-server: setup redis
 	$(BIN)/python -m pytest --milvus=server $(SERVER_SUITES)
 
 test-fast: setup

@@ -1,0 +1,291 @@
+"""The scale-out tier on real parts: a real redis-server (Debian's, on a port
+of its own, persistence off), Milvus (the real server with --milvus=server,
+else Milvus Lite's engine over TCP), moto's S3 server for media and kept
+uploads, and `vectorfair serve` / `vectorfair worker` processes.
+
+Jobs submitted through one web process are followed, streamed and cancelled
+through another; a worker killed mid-job is replaced by another without an
+item lost or stored twice; Redis restarting never leaves a job "running" nor
+gives a 500; quotas and rate limits hold across web processes."""
+
+import json
+import re
+import signal
+import threading
+import time
+
+import httpx
+import pytest
+
+from vectorfair.demo import Upload
+from vectorfair.ingest import item_key
+from vectorfair.tenancy import PUBLIC_TENANT
+from vectorfair.testing import collection_prefix_for
+
+from .archives import zip_of
+from .conftest import write_config
+from .live import free_port, start_app, start_milvus, start_redis, start_s3, start_worker, wait_for
+
+pytest.importorskip("boto3", reason="pip install 'vectorfair[s3]'")
+pytest.importorskip("dramatiq", reason="pip install 'vectorfair[queue]'")
+redis = pytest.importorskip("redis", reason="pip install 'vectorfair[queue]'")
+pytestmark = pytest.mark.slow
+BUCKET = "vectorfair-test"
+
+
+class Cluster:
+    """Redis, Milvus and S3 for one test, and the web and worker processes it starts."""
+
+    def __init__(self, root, procs, milvus_backend, body=""):
+        self.root, self.procs, self.body = root, procs, body
+        self.redis_port, self.s3_port = free_port(), free_port()
+        self.redis = start_redis(self.redis_port, root / "redis")
+        procs.append(self.redis)
+        if milvus_backend.is_server:
+            self.milvus_uri = milvus_backend.uri
+        else:
+            milvus_port = free_port()
+            self.milvus_uri = f"http://127.0.0.1:{milvus_port}"
+            procs.append(start_milvus(root / "milvus", milvus_port, root / "milvus.log"))
+        procs.append(start_s3(self.s3_port, root / "s3.log"))
+        self.env = {
+            "VECTORFAIR_MEDIA__BACKEND": "s3",
+            "VECTORFAIR_MEDIA__ENDPOINT_URL": f"http://127.0.0.1:{self.s3_port}",
+            "VECTORFAIR_MEDIA__BUCKET": BUCKET,
+            "VECTORFAIR_MEDIA__ACCESS_KEY": "test",
+            "VECTORFAIR_MEDIA__SECRET_KEY": "test",
+            "VECTORFAIR_QUEUE__REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
+        }
+        self.workers = {}
+
+    def config(self, name):
+        folder = self.root / name
+        folder.mkdir()
+        config = write_config(folder, self.body)
+        # Every process on one Milvus and one set of collections.
+        text = re.sub(r'uri = "[^"]*"', f'uri = "{self.milvus_uri}"', config.read_text())
+        text = re.sub(r'collection_prefix = "[^"]*"\n', "", text)
+        prefix = collection_prefix_for(self.root)
+        config.write_text(text.replace("[milvus]\n", f'[milvus]\ncollection_prefix = "{prefix}"\n'))
+        return folder, config
+
+    def web(self, name):
+        folder, config = self.config(name)
+        process, base = start_app(config, free_port(), folder / "app.log", env=self.env)
+        self.procs.append(process)
+        wait_for(lambda: httpx.get(f"{base}/readyz").status_code == 200, 60, what=f"{name} ready")
+        return base
+
+    def worker(self, name):
+        folder, config = self.config(name)
+        process = start_worker(config, folder / "worker.log", env=self.env)
+        self.procs.append(process)
+        self.workers[process.proc.pid] = process
+        return process
+
+    def client(self):
+        return redis.Redis(port=self.redis_port)
+
+    def record(self, job_id):
+        return json.loads(self.client().get(f"vectorfair:job:{job_id}"))
+
+    def kept_uploads(self):
+        import boto3
+
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=f"http://127.0.0.1:{self.s3_port}",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            region_name="us-east-1",
+        )
+        return [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="uploads/").get("Contents", [])]
+
+
+def notes(count, prefix="note"):
+    return {
+        f"{prefix}{n:04d}.txt": f"{prefix} number {n} of {count} words {n * 7919 % 1000}".encode() for n in range(count)
+    }
+
+
+def events(base, job_id, timeout=120):
+    """The job's server-sent events as (event, data) pairs, until the stream ends."""
+    found, event = [], None
+    with httpx.stream("GET", f"{base}/api/jobs/{job_id}/events", timeout=timeout) as stream:
+        assert stream.status_code == 200
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:"):
+                found.append((event, json.loads(line.split(":", 1)[1])))
+    return found
+
+
+def submit(base, members):
+    r = httpx.post(f"{base}/api/demos/fake/jobs", files={"archive": ("set.zip", zip_of(members))}, timeout=60)
+    assert r.status_code == 202, r.text
+    return r.json()["job_id"]
+
+
+JOB_BODY = "[demos.fake]\nload_sample_on_start = false\nencode_delay = {delay}\n[jobs]\nbatch_size = 10\n"
+QUEUE_BODY = "[queue]\nheartbeat_timeout_s = 3\nretry_backoff_s = 1\nstop_timeout_s = 2\n"
+
+
+def test_a_job_submitted_through_one_web_process_is_followed_and_cancelled_through_another(
+    tmp_path, procs, milvus_backend
+):
+    cluster = Cluster(tmp_path, procs, milvus_backend, JOB_BODY.format(delay=0.15) + QUEUE_BODY)
+    a, b = cluster.web("a"), cluster.web("b")
+    cluster.worker("w1"), cluster.worker("w2")
+
+    members = notes(40)
+    job_id = submit(a, members)
+    assert httpx.get(f"{b}/api/jobs/{job_id}").status_code == 200, "b knows a's job at once"
+    stream = events(b, job_id)
+    assert stream[-1][0] == "end" and [e for e, _ in stream[:-1]] == ["progress"] * (len(stream) - 1)
+    end = stream[-1][1]
+    assert end["state"] == "succeeded" and end["done"] == 40 and end["failed"] == 0, end
+    assert len({d["done"] for _, d in stream}) > 2, "progress is streamed while the job runs"
+    assert cluster.record(job_id)["worker"].split(":")[-1] in {str(pid) for pid in cluster.workers}
+    assert httpx.get(f"{a}/api/demos/fake/stats").json()["rows"] == 40
+    assert cluster.kept_uploads() == [], "the kept upload went when the job ended"
+    assert [j["job_id"] for j in httpx.get(f"{a}/api/jobs").json()] == [job_id]
+
+    # Another run: cancelled through b while a worker runs it.
+    job_id = submit(a, notes(200, "other"))
+    wait_for(lambda: httpx.get(f"{b}/api/jobs/{job_id}").json()["done"] > 0, 60, what="the job to run")
+    cancelled = httpx.delete(f"{b}/api/jobs/{job_id}")
+    assert cancelled.status_code == 200
+    end = events(b, job_id)[-1]
+    assert end[0] == "end" and end[1]["state"] == "cancelled", end
+    assert 0 < end[1]["done"] < 200
+    assert httpx.get(f"{a}/api/jobs/{job_id}").json()["state"] == "cancelled"
+    wait_for(lambda: cluster.kept_uploads() == [], 10, what="the cancelled job's upload to go")
+    # A job cancelled before any worker takes it never runs.
+    for pid in list(cluster.workers):
+        cluster.workers.pop(pid).kill(signal.SIGTERM)
+    job_id = submit(b, notes(5, "late"))
+    assert httpx.delete(f"{a}/api/jobs/{job_id}").json()["state"] == "cancelled"
+    assert httpx.get(f"{b}/api/jobs/{job_id}").json()["message"] == "cancelled before it started"
+    assert httpx.get(f"{b}/api/jobs/nope").status_code == 404
+
+
+def test_a_killed_worker_s_job_is_taken_over_and_stores_every_item_once(tmp_path, procs, milvus_backend):
+    cluster = Cluster(tmp_path, procs, milvus_backend, JOB_BODY.format(delay=0.1) + QUEUE_BODY)
+    a, b = cluster.web("a"), cluster.web("b")
+    cluster.worker("w1"), cluster.worker("w2")
+
+    members = notes(300)
+    job_id = submit(a, members)
+    wait_for(lambda: httpx.get(f"{b}/api/jobs/{job_id}").json()["done"] >= 60, 120, what="60 items done")
+    running = int(cluster.record(job_id)["worker"].rsplit(":", 1)[1])
+    killed_at = time.monotonic()
+    cluster.workers.pop(running).kill(signal.SIGKILL)
+
+    end = events(b, job_id, timeout=180)[-1][1]
+    taken_over = time.monotonic() - killed_at
+    assert end["state"] == "succeeded", end
+    assert end["done"] == 300 and end["failed"] == 0 and end["resumed"] >= 1, end
+    other = int(cluster.record(job_id)["worker"].rsplit(":", 1)[1])
+    assert other != running and other in cluster.workers
+    assert httpx.get(f"{a}/api/demos/fake/stats").json()["rows"] == 300, "no item stored twice"
+    for name, data in members.items():
+        key = item_key(Upload(name, data), PUBLIC_TENANT)
+        item = httpx.get(f"{b}/api/demos/fake/items/{key}")
+        assert item.status_code == 200 and item.json()["title"] == f"{name}#0", name
+    assert cluster.kept_uploads() == []
+    print(f"taken over and finished {taken_over:.1f} s after the kill; {end['duplicates']} items found stored")
+
+
+def test_redis_restarting_mid_job_gives_503_and_never_leaves_the_job_running(tmp_path, procs, milvus_backend):
+    cluster = Cluster(tmp_path, procs, milvus_backend, JOB_BODY.format(delay=0.2) + QUEUE_BODY)
+    a, b = cluster.web("a"), cluster.web("b")
+    cluster.worker("w1")
+
+    job_id = submit(a, notes(150))
+    wait_for(lambda: httpx.get(f"{b}/api/jobs/{job_id}").json()["done"] > 0, 60, what="the job to run")
+    cluster.redis.kill(signal.SIGKILL)
+    for base in (a, b):
+        for method, path in (
+            ("GET", f"/api/jobs/{job_id}"),
+            ("GET", "/api/jobs"),
+            ("DELETE", f"/api/jobs/{job_id}"),
+            ("GET", "/api/demos"),
+        ):
+            r = httpx.request(method, f"{base}{path}", timeout=30)
+            assert r.status_code == 503 and r.headers["retry-after"], (method, path, r.status_code, r.text)
+            assert "Redis" in r.json()["detail"]
+        r = httpx.post(f"{base}/api/demos/fake/jobs", files={"archive": ("x.zip", zip_of(notes(3)))}, timeout=30)
+        assert r.status_code == 503 and r.headers["retry-after"], r.text
+    # A search needs no Redis.
+    assert httpx.post(f"{a}/api/demos/fake/search", json={"query": "note number"}).status_code == 200
+    time.sleep(2)
+
+    # Back, empty (no persistence): the worker writes the job's end again.
+    cluster.redis = start_redis(cluster.redis_port, tmp_path / "redis-again")
+    procs.append(cluster.redis)
+
+    def ended():
+        r = httpx.get(f"{b}/api/jobs/{job_id}")
+        return r.status_code == 200 and r.json()["state"] in ("succeeded", "failed") and r.json()
+
+    end = wait_for(ended, 120, what="the job to end after Redis came back")
+    assert end["state"] == "succeeded" and end["done"] == 150 or end["message"], end
+    # The worker consumes the new Redis's queue.
+    again = submit(b, notes(5, "after"))
+    done = wait_for(lambda: (j := httpx.get(f"{a}/api/jobs/{again}").json())["state"] == "succeeded" and j, 60)
+    assert done["done"] == 5
+    print(f"job after the restart: {end['state']}, {end['message']}")
+
+
+QUOTA_BODY = """
+[demos.fake]
+load_sample_on_start = false
+encode_delay = 0.3
+[visitors]
+separate = true
+secret = "a secret both web processes share"
+max_items = 6
+[rate_limits]
+enabled = true
+upload = "6/minute"
+"""
+
+
+def test_a_visitor_s_parallel_uploads_through_two_processes_stay_within_quota_and_rate_limits(
+    tmp_path, procs, milvus_backend
+):
+    cluster = Cluster(tmp_path, procs, milvus_backend, QUOTA_BODY)
+    a, b = cluster.web("a"), cluster.web("b")
+    first = httpx.get(f"{a}/api/jobs")
+    cookie = {"vf_visitor": first.cookies["vf_visitor"]}
+    assert httpx.get(f"{b}/api/jobs", cookies=cookie).status_code == 200
+
+    results = []
+
+    def upload(base, n):
+        files = [("files", (f"v{n}-{i}.txt", f"visitor item {n} {i}".encode())) for i in range(3)]
+        r = httpx.post(f"{base}/api/demos/fake/items", files=files, cookies=cookie, timeout=60)
+        results.append(r)
+
+    threads = [threading.Thread(target=upload, args=(base, n)) for n, base in enumerate([a, b, a, b])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stored = 0
+    for r in results:
+        assert r.status_code in (201, 403), r.text
+        if r.status_code == 201:
+            stored += len(r.json()["ids"])
+    assert stored <= 6, f"{stored} items stored through two processes; the quota is 6"
+    counted = httpx.get(f"{b}/api/demos/fake/stats", cookies=cookie).json()
+    assert counted["rows"] <= 6, counted
+    assert any(r.status_code == 403 or r.json().get("failed") for r in results), "the quota refused some"
+
+    # 4 uploads so far, counted across both processes: 2 more pass, the next is refused wherever it goes.
+    assert httpx.post(f"{a}/api/demos/fake/items", files={"files": ("x.txt", b"x")}, cookies=cookie).status_code != 429
+    assert httpx.post(f"{b}/api/demos/fake/items", files={"files": ("y.txt", b"y")}, cookies=cookie).status_code != 429
+    limited = httpx.post(f"{a}/api/demos/fake/items", files={"files": ("z.txt", b"z")}, cookies=cookie)
+    assert limited.status_code == 429 and limited.headers["retry-after"]
+    assert httpx.post(f"{b}/api/demos/fake/items", files={"files": ("z.txt", b"z")}, cookies=cookie).status_code == 429
