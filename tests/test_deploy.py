@@ -87,7 +87,9 @@ def test_jobs_go_through_redis_to_a_worker_service():
 def test_dockerfile_installs_cpu_torch_with_everything_that_needs_it():
     text = (ROOT / "Dockerfile").read_text()
     install = re.search(r"RUN pip install(.+?)(?:\n\S|\Z)", text, re.S).group(1)
-    assert "torch==2.13.0" in install and "/whl/cpu" in install and "-e '.[s3,queue]'" in install and "plugins/" in install
+    assert (
+        "torch==2.13.0" in install and "/whl/cpu" in install and "-e '.[s3,queue]'" in install and "plugins/" in install
+    )
     assert "requirements-nodeps.txt" in install and "|| exit 1" in install, (
         "a failing --no-deps install must fail the build"
     )
