@@ -29,7 +29,6 @@ from .live import free_port, start_app, start_milvus, start_redis, start_s3, sta
 pytest.importorskip("boto3", reason="pip install 'vectorfair[s3]'")
 pytest.importorskip("dramatiq", reason="pip install 'vectorfair[queue]'")
 redis = pytest.importorskip("redis", reason="pip install 'vectorfair[queue]'")
-pytestmark = pytest.mark.slow
 BUCKET = "vectorfair-test"
 
 
@@ -176,6 +175,7 @@ def test_a_job_submitted_through_one_web_process_is_followed_and_cancelled_throu
     assert httpx.get(f"{b}/api/jobs/nope").status_code == 404
 
 
+@pytest.mark.slow
 def test_a_killed_worker_s_job_is_taken_over_and_stores_every_item_once(tmp_path, procs, milvus_backend):
     cluster = Cluster(tmp_path, procs, milvus_backend, JOB_BODY.format(delay=0.1) + QUEUE_BODY)
     a, b = cluster.web("a"), cluster.web("b")
@@ -297,3 +297,15 @@ def test_a_visitor_s_parallel_uploads_through_two_processes_stay_within_quota_an
     limited = httpx.post(f"{a}/api/demos/fake/items", files={"files": ("z.txt", b"z")}, cookies=cookie)
     assert limited.status_code == 429 and limited.headers["retry-after"]
     assert httpx.post(f"{b}/api/demos/fake/items", files={"files": ("z.txt", b"z")}, cookies=cookie).status_code == 429
+
+
+def test_the_embedded_default_needs_no_redis(settings):
+    from vectorfair.jobs import JobRunner
+    from vectorfair.runtime import Platform
+
+    platform = Platform(settings)
+    try:
+        assert not platform.queued and isinstance(platform.jobs, JobRunner) and platform.tenancy.claims is None
+        assert settings.rate_limits.storage_uri == "memory://"
+    finally:
+        platform.close()
