@@ -117,7 +117,7 @@ def worker(
         raise typer.Exit(2) from None
     if not settings.queue.redis_url:
         err.print(
-            "[red]no job queue:[/red] set [queue] redis_url (or VECTORFAIR_QUEUE__REDIS_URL); without it jobs run in `vectorfair serve`"
+            "[red]no job queue:[/red] set \\[queue] redis_url (or VECTORFAIR_QUEUE__REDIS_URL); without it jobs run in `vectorfair serve`"
         )
         raise typer.Exit(2)
     if threads:
