@@ -309,3 +309,33 @@ def test_the_embedded_default_needs_no_redis(settings):
         assert settings.rate_limits.storage_uri == "memory://"
     finally:
         platform.close()
+
+
+def test_an_embedded_job_submitted_from_a_thread_starts_at_once(tmp_path):
+    """The embedded runner's queue belongs to the event loop: a submit from a
+    thread must wake the loop, not wait for its next timer."""
+    import asyncio
+
+    from vectorfair.jobs import JobRunner, JobSource, JobStore
+
+    async def main() -> float:
+        loop, started = asyncio.get_running_loop(), asyncio.Event()
+
+        def require(demo):
+            loop.call_soon_threadsafe(started.set)
+            raise RuntimeError("enough: the job started")
+
+        runner = JobRunner(JobStore(tmp_path / "jobs.sqlite3"), None, None, tmp_path, require_demo=require)
+        runner.start()
+        try:
+            await asyncio.sleep(0.1)  # the runner is waiting on its queue, the loop is idle
+            at = time.monotonic()
+            # A bare thread: nothing but the submit itself may wake the loop.
+            threading.Thread(target=runner.submit, args=("fake", JobSource("sample"))).start()
+            await asyncio.wait_for(started.wait(), 10)
+            return time.monotonic() - at
+        finally:
+            await runner.stop()
+            runner.close()
+
+    assert asyncio.run(main()) < 1.0

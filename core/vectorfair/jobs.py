@@ -164,6 +164,13 @@ class JobStore:
             self._db.close()
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 # Returns how many items the source holds (None when unknown) and the items.
 SourceOpener = Callable[[Job], tuple[int | None, Iterable[Source]]]
 
@@ -188,12 +195,14 @@ class JobRunner:
         self.uploads_dir = uploads_dir
         self.jobs: dict[str, Job] = {job.id: job for job in store.all()}
         self._queue: asyncio.Queue[str] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._worker: asyncio.Task | None = None
         self._cancel: set[str] = set()
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
         self._queue = asyncio.Queue()
+        self._loop = asyncio.get_running_loop()
         for job in sorted(self.jobs.values(), key=lambda j: j.created):
             if job.state not in TERMINAL:
                 self._recover(job)
@@ -231,8 +240,11 @@ class JobRunner:
         job = Job(id=uuid.uuid4().hex, demo=demo, source=source, label=label, tenant=tenant)
         self.jobs[job.id] = job
         self._touch(job)
-        assert self._queue is not None, "JobRunner.start() was not called"
-        self._queue.put_nowait(job.id)
+        assert self._queue is not None and self._loop is not None, "JobRunner.start() was not called"
+        if _running_loop() is self._loop:
+            self._queue.put_nowait(job.id)
+        else:  # called from a thread: asyncio.Queue is not thread-safe, and the loop must wake
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, job.id)
         return job
 
     def cancel(self, job_id: str) -> Job | None:

@@ -26,6 +26,15 @@ from .uploads import json_body, read_form, safe_name, save_archive, save_single
 STREAM_PATIENCE_S = 60.0
 
 
+async def on_platform(platform: Platform, call, *args):
+    """Run a job call of the platform. With the queue it reaches Redis (and
+    the media bucket), so it runs in a thread; the embedded job runner is the
+    event loop's own (its queue, its job objects) and is called on the loop."""
+    if platform.queued:
+        return await anyio.to_thread.run_sync(call, *args)
+    return call(*args)
+
+
 def add_job_routes(router: APIRouter, platform: Platform) -> None:
     """Add GET /api/jobs, GET and DELETE /api/jobs/{job_id} and its events."""
 
@@ -33,7 +42,7 @@ def add_job_routes(router: APIRouter, platform: Platform) -> None:
     async def list_jobs(request: Request, demo: str | None = None, limit: int = Query(50, ge=1, le=500)):
         """Recent jobs (a visitor's own), newest first."""
         tenant = None if is_admin_request(request) else tenant_of(request)
-        jobs = await anyio.to_thread.run_sync(platform.list_jobs, demo, tenant, limit)
+        jobs = await on_platform(platform, platform.list_jobs, demo, tenant, limit)
         return [j.public() for j in jobs]
 
     @router.get("/api/jobs/{job_id}", response_model=JobOut, tags=["jobs"], responses=ERRORS)
@@ -45,7 +54,7 @@ def add_job_routes(router: APIRouter, platform: Platform) -> None:
     async def cancel_job(job_id: str, request: Request):
         """Cancel a queued or running job; items stored before it stops are kept."""
         await job_or_404(platform, job_id, request)
-        return (await anyio.to_thread.run_sync(platform.cancel_job, job_id)).public()
+        return (await on_platform(platform, platform.cancel_job, job_id)).public()
 
     @router.get("/api/jobs/{job_id}/events", tags=["jobs"], responses=ERRORS)
     async def job_events(job_id: str, request: Request):
@@ -85,7 +94,7 @@ def may_see_job(request: Request, job: Job) -> bool:
 
 
 async def job_or_404(platform: Platform, job_id: str, request: Request) -> Job:
-    job = await anyio.to_thread.run_sync(platform.job, job_id)
+    job = await on_platform(platform, platform.job, job_id)
     # Another visitor's job is "not found" too: its existence is not theirs to know.
     if job is None or not may_see_job(request, job):
         raise bad_request(404, f"no job {job_id[:64]!r}; GET /api/jobs lists your jobs")
@@ -113,7 +122,7 @@ async def submit_kept(platform: Platform, demo: str, source: JobSource, label: s
             platform.kept_uploads.delete(source.file)
             raise
 
-    return await anyio.to_thread.run_sync(submit)
+    return await on_platform(platform, submit)
 
 
 def add_demo_job_routes(router: APIRouter, platform: Platform, demo: Demo) -> None:
@@ -132,12 +141,12 @@ def add_demo_job_routes(router: APIRouter, platform: Platform, demo: Demo) -> No
                 raise bad_request(422, 'send {"sample": true} to load the sample data, or upload an archive')
             # The sample is shared data: loading it is an admin's call.
             await require_admin(request, request.headers.get(API_KEY_HEADER))
-            job = await anyio.to_thread.run_sync(
-                lambda: platform.submit_job(name, JobSource("sample"), label="sample data")
+            job = await on_platform(
+                platform, lambda: platform.submit_job(name, JobSource("sample"), label="sample data")
             )
         else:
             visitors = platform.settings.visitors
-            active = await anyio.to_thread.run_sync(lambda: platform.active_jobs(tenant=tenant))
+            active = await on_platform(platform, lambda: platform.active_jobs(tenant=tenant))
             if tenant != PUBLIC_TENANT and len(active) >= visitors.max_active_jobs:
                 raise HTTPException(
                     429,
