@@ -13,8 +13,13 @@ default keeps `jobs.JobRunner` (SQLite, in the web process). Here:
 - while a worker runs a job it holds the job's lease (a key with a time to
   live it keeps renewing), so a message delivered twice never runs twice at
   once: the second worker waits until the job ends or the lease runs out;
-- cancelling sets a flag the running worker reads between items; a queued job
-  is marked cancelled at once and skipped when its message comes.
+- only the lease holder writes a job's progress: a worker that lost its lease
+  (Redis was away longer than the lease, and another worker took the job over)
+  stops without writing, and leaves the job to the other;
+- cancelling sets a flag the running worker reads between items; a job no
+  worker holds (queued, or its worker is gone) is marked cancelled at once and
+  skipped when its message comes. The worker that gets the message removes
+  the job's kept upload.
 
 Dramatiq does the queueing, acknowledgement, redelivery and retries (with
 back-off); the job record, its lease and the cancel flag are ours because they
@@ -81,6 +86,11 @@ def _redis_errors() -> tuple[type[BaseException], ...]:
     return (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.ReadOnlyError)
 
 
+# What RedisJobStore.save answers.
+SAVED, ENDED, LEASED = 1, 0, -1
+# The holder of a save that must not happen while any worker holds the lease.
+NOBODY = "-"
+
 _SAVE = """
 local current = redis.call('GET', KEYS[1])
 if current and ARGV[3] == '0' then
@@ -88,6 +98,10 @@ if current and ARGV[3] == '0' then
   if ok and (old.state == 'succeeded' or old.state == 'failed' or old.state == 'cancelled') then
     return 0
   end
+end
+if ARGV[5] ~= '' then
+  local holder = redis.call('GET', KEYS[4])
+  if holder and holder ~= ARGV[5] then return -1 end
 end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[4])
@@ -99,6 +113,11 @@ _RENEW = """
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 if not holder then return redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) and 1 or 0 end
+return 0
+"""
+
+_DROP = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
 
@@ -114,15 +133,18 @@ class RedisJobStore:
         self.ns = namespace
         self._save = client.register_script(_SAVE)
         self._renew = client.register_script(_RENEW)
+        self._drop = client.register_script(_DROP)
 
     def key(self, job_id: str, suffix: str = "") -> str:
         return f"{self.ns}:job:{job_id}{suffix}"
 
-    def save(self, job: Job) -> bool:
-        """Store the record; False when it had ended already and `job` has not."""
-        args = [job_to_json(job), job.created, "1" if job.state in TERMINAL else "0", job.id]
-        keys = [self.key(job.id), f"{self.ns}:jobs", f"{self.ns}:jobs:active"]
-        return bool(self._save(keys=keys, args=args))
+    def save(self, job: Job, holder: str = "") -> int:
+        """Store the record: SAVED; ENDED (not stored) when it had ended already
+        and `job` has not. A worker names itself as `holder`: LEASED (not
+        stored) while another holds the job's lease; NOBODY: while anyone does."""
+        args = [job_to_json(job), job.created, "1" if job.state in TERMINAL else "0", job.id, holder]
+        keys = [self.key(job.id), f"{self.ns}:jobs", f"{self.ns}:jobs:active", self.key(job.id, ":lease")]
+        return int(self._save(keys=keys, args=args))
 
     def get(self, job_id: str) -> Job | None:
         if not job_id.isalnum() or len(job_id) > 64:
@@ -166,8 +188,7 @@ class RedisJobStore:
         return holder.decode() if holder else None
 
     def drop_lease(self, job_id: str, holder: str) -> None:
-        if self.lease_holder(job_id) == holder:
-            self.client.delete(self.key(job_id, ":lease"))
+        self._drop(keys=[self.key(job_id, ":lease")], args=[holder])
 
 
 def make_broker(settings: QueueSettings):
@@ -245,9 +266,19 @@ class QueuedJobs:
 
         def send():
             self.store.save(job)
-            self.broker.enqueue(
-                dramatiq.Message(queue_name=QUEUE_NAME, actor_name=ACTOR_NAME, args=(job.id,), kwargs={}, options={})
-            )
+            try:
+                self.broker.enqueue(
+                    dramatiq.Message(
+                        queue_name=QUEUE_NAME, actor_name=ACTOR_NAME, args=(job.id,), kwargs={}, options={}
+                    )
+                )
+            except BaseException:
+                # A record without its message would stay queued for ever.
+                try:
+                    self.store.delete(job.id)
+                except self.errors:
+                    log.warning("job %s: not queued, and its record could not be removed", job.id)
+                raise
 
         self._guard(send)
         return job
@@ -269,12 +300,17 @@ class QueuedJobs:
             if job is None or job.state in TERMINAL:
                 return job
             self.store.request_cancel(job_id)
-            if job.state == "queued" and self.store.lease_holder(job_id) is None:
-                job.state, job.message = "cancelled", "cancelled before it started"
-                job.updated, job.version = time.time(), job.version + 1
-                self.store.save(job)
-                if job.upload_file:
-                    self.kept_uploads.delete(job.upload_file)
+            # No worker holds it (queued, or its worker is gone): it ends now.
+            # A worker that takes it meanwhile reads the flag and stops; the
+            # one that gets its message removes its kept upload.
+            before = job.state
+            job.state, job.updated, job.version = "cancelled", time.time(), job.version + 1
+            if before == "queued":
+                job.message = "cancelled before it started"
+            else:
+                job.message = "cancelled while no worker ran it; items stored before are kept"
+            if self.store.save(job, holder=NOBODY) != SAVED:
+                return self.store.get(job_id)  # a worker holds it: it stops at its next item
             return job
 
         return self._guard(cancel)
@@ -287,6 +323,15 @@ class QueuedJobs:
                 self._guard(lambda job=job: self.store.delete(job.id))
                 pruned += 1
         return pruned
+
+
+class _Lease:
+    """One run's hold on a job: its holder name, and whether another worker
+    took the job over (the lease ran out while Redis was away)."""
+
+    def __init__(self, holder: str):
+        self.holder = holder
+        self.lost = threading.Event()
 
 
 class JobWorker:
@@ -325,56 +370,77 @@ class JobWorker:
 
     # -- one job -----------------------------------------------------------------
     def run(self, job_id: str) -> None:
-        job = self.store.get(job_id)
-        if job is None:
-            log.warning("job %s has no record (Redis lost it?); dropped", job_id)
-            return
-        if job.state in TERMINAL:
-            self._remove_upload(job)
-            return
-        if not self._hold_lease(job):
-            return  # it ended while another worker ran it
+        lease = _Lease(f"{self.name}:{uuid.uuid4().hex[:8]}")
         renewing = threading.Event()
-        renewer = threading.Thread(target=self._renew_lease, args=(job.id, renewing), daemon=True)
-        renewer.start()
+        renewer = None
         try:
-            self._run(job)
+            job = self._hold_lease(job_id, lease)
+            if job is None:
+                return
+            renewer = threading.Thread(target=self._renew_lease, args=(job.id, lease, renewing), daemon=True)
+            renewer.start()
+            self._run(job, lease)
         finally:
             renewing.set()
-            renewer.join()
+            if renewer is not None:
+                renewer.join()
             try:
-                self.store.drop_lease(job.id, self.name)
+                self.store.drop_lease(job_id, lease.holder)
             except self.errors:
                 pass
 
-    def _hold_lease(self, job: Job) -> bool:
-        """Take the job's lease, waiting while a live worker holds it (a
-        message delivered twice); False when the job ended meanwhile."""
+    def _hold_lease(self, job_id: str, lease: _Lease) -> Job | None:
+        """Take the job's lease, waiting while another worker holds it (a
+        message delivered twice) and while Redis is away; the job's record as
+        it is once held, or None when it has none or it ended (its kept upload
+        is removed then)."""
+        away = False
         while True:
             try:
-                if self.store.take_lease(job.id, self.name, self.lease_ms):
-                    return True
-                current = self.store.get(job.id)
-                if current is None or current.state in TERMINAL:
-                    return False
-            except self.errors:
-                pass
+                held = self.store.take_lease(job_id, lease.holder, self.lease_ms)
+                # Read once the lease is held: no other worker writes it now.
+                job = self.store.get(job_id)
+                if job is None or job.state in TERMINAL:
+                    if held:
+                        self.store.drop_lease(job_id, lease.holder)
+                    if job is None:
+                        log.warning("job %s has no record (Redis lost it?); dropped", job_id)
+                    else:
+                        self._remove_upload(job)
+                    return None
+                if held:
+                    return job
+            except self.errors as exc:
+                if not away:
+                    log.warning("job %s waits: Redis is unreachable (%s)", job_id, exc)
+                away = True
             time.sleep(1.0)
 
-    def _renew_lease(self, job_id: str, stop: threading.Event) -> None:
+    def _renew_lease(self, job_id: str, lease: _Lease, stop: threading.Event) -> None:
         while not stop.wait(self.lease_ms / 4000):
             try:
-                self.store.take_lease(job_id, self.name, self.lease_ms)
+                renewed = self.store.take_lease(job_id, lease.holder, self.lease_ms)
             except self.errors:
-                pass  # Redis is away; the lease is taken again when it is back
+                continue  # Redis is away; the lease is taken again when it is back, if no one else took it
+            if not renewed:
+                self._lost(job_id, lease)
+                return
 
-    def _save(self, job: Job, final: bool = False) -> None:
+    def _lost(self, job_id: str, lease: _Lease) -> None:
+        if not lease.lost.is_set():
+            log.warning("job %s: another worker took it over (this one's lease ran out); this one stops", job_id)
+            lease.lost.set()
+
+    def _save(self, job: Job, lease: _Lease, final: bool = False) -> None:
+        if lease.lost.is_set():
+            return
         job.updated = time.time()
         job.version += 1
         deadline = time.monotonic() + self.settings.final_save_timeout_s
         while True:
             try:
-                self.store.save(job)
+                if self.store.save(job, holder=lease.holder) == LEASED:
+                    self._lost(job.id, lease)
                 return
             except self.errors as exc:
                 if not final or time.monotonic() > deadline:
@@ -382,10 +448,12 @@ class JobWorker:
                     return
             time.sleep(1.0)
 
-    def _cancel_check(self, job: Job) -> Callable[[], bool]:
+    def _cancel_check(self, job: Job, lease: _Lease) -> Callable[[], bool]:
         state = {"at": 0.0, "cancelled": False}
 
         def should_stop() -> bool:
+            if lease.lost.is_set():
+                return True
             now = time.monotonic()
             if not state["cancelled"] and now - state["at"] > 0.3:
                 state["at"] = now
@@ -397,45 +465,59 @@ class JobWorker:
 
         return should_stop
 
-    def _run(self, job: Job) -> None:
-        should_stop = self._cancel_check(job)
+    def _run(self, job: Job, lease: _Lease) -> None:
+        should_stop = self._cancel_check(job, lease)
         retries = self._retries()
         if job.state == "running" or retries:
             job.resumed += 1
             job.message = "taken over by another worker; items stored before are skipped"
-        if not self._wait_for_demo(job, should_stop):
+        if not self._wait_for_demo(job, lease, should_stop):
             return
         job.state, job.done, job.failed, job.duplicates, job.errors, job.step = "running", 0, 0, 0, [], None
         job.worker = self.name
-        self._save(job)
+
+        def save(job: Job) -> None:
+            self._save(job, lease)
+
+        save(job)
         try:
-            ingest_job(job, self.platform.ingestor, self.platform.open_job_source, self._save, should_stop, 0.3)
-        except JobFailed as exc:
-            job.state, job.message = "failed", str(exc)
+            ingest_job(job, self.platform.ingestor, self.platform.open_job_source, save, should_stop, 0.3)
         except Exception as exc:
+            error: Exception | None = exc
+        else:
+            error = None
+        if lease.lost.is_set():
+            return  # the worker that took it over ends it and removes its upload
+        if isinstance(error, JobFailed):
+            job.state, job.message = "failed", str(error)
+        elif error is not None:
+            reason = f"{type(error).__name__}: {error}"
             if retries < self.settings.max_retries:
                 job.state = "queued"
-                job.message = f"attempt {retries + 1} failed ({type(exc).__name__}: {exc}); it is tried again"
-                self._save(job, final=True)
-                raise  # Dramatiq's Retries puts it back on the queue after a back-off
-            if isinstance(exc, StoreUnavailable):
-                job.state, job.message = "failed", f"{exc}; submit the job again, stored items are skipped"
+                job.message = f"attempt {retries + 1} failed ({reason}); it is tried again"
+                self._save(job, lease, final=True)
+                raise error  # Dramatiq's Retries puts it back on the queue after a back-off
+            if isinstance(error, StoreUnavailable):
+                job.state, job.message = "failed", f"{error}; submit the job again, stored items are skipped"
             else:
-                log.exception("job %s failed", job.id)
-                job.state, job.message = "failed", f"{type(exc).__name__}: {exc}"
+                log.error("job %s failed", job.id, exc_info=error)
+                job.state, job.message = "failed", reason
+        elif should_stop():
+            job.state, job.message = "cancelled", "cancelled; items stored before that are kept"
         else:
-            if should_stop():
-                job.state, job.message = "cancelled", "cancelled; items stored before that are kept"
-            else:
-                job.state, job.message = "succeeded", succeeded_message(job)
-        self._save(job, final=True)
-        self._remove_upload(job)
+            job.state, job.message = "succeeded", succeeded_message(job)
+        self._end(job, lease)
 
-    def _wait_for_demo(self, job: Job, should_stop: Callable[[], bool]) -> bool:
+    def _end(self, job: Job, lease: _Lease) -> None:
+        """Save the job's end and remove its kept upload, unless another worker took it over."""
+        self._save(job, lease, final=True)
+        if not lease.lost.is_set():
+            self._remove_upload(job)
+
+    def _wait_for_demo(self, job: Job, lease: _Lease, should_stop: Callable[[], bool]) -> bool:
         if job.demo not in self.platform.demos:
             job.state, job.message = "failed", f"the workers have no demo {job.demo!r} enabled; check their config"
-            self._save(job, final=True)
-            self._remove_upload(job)
+            self._end(job, lease)
             return False
         while not should_stop():
             try:
@@ -444,16 +526,16 @@ class JobWorker:
             except StoreUnavailable:
                 if job.message != WAITING:
                     job.message = WAITING
-                    self._save(job)
+                    self._save(job, lease)
                 time.sleep(1.0)
             except Exception as exc:  # the demo's collection does not fit it, or no such demo here
                 job.state, job.message = "failed", str(exc) or type(exc).__name__
-                self._save(job, final=True)
-                self._remove_upload(job)
+                self._end(job, lease)
                 return False
+        if lease.lost.is_set():
+            return False
         job.state, job.message = "cancelled", "cancelled before it started"
-        self._save(job, final=True)
-        self._remove_upload(job)
+        self._end(job, lease)
         return False
 
     def _remove_upload(self, job: Job) -> None:
