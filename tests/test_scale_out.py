@@ -339,3 +339,98 @@ def test_an_embedded_job_submitted_from_a_thread_starts_at_once(tmp_path):
             runner.close()
 
     assert asyncio.run(main()) < 1.0
+
+
+# -- the job records and leases on a bare redis-server, in this process ----------------
+@pytest.fixture
+def queue_settings(tmp_path, procs):
+    from vectorfair.settings import QueueSettings
+
+    port = free_port()
+    procs.append(start_redis(port, tmp_path / "redis"))
+    return QueueSettings(redis_url=f"redis://127.0.0.1:{port}/0", heartbeat_timeout_s=3)
+
+
+@pytest.fixture
+def queued_jobs(queue_settings, tmp_path):
+    from vectorfair.media import LocalKeptUploads
+    from vectorfair.queue import QueuedJobs
+
+    jobs = QueuedJobs(queue_settings, LocalKeptUploads(tmp_path / "uploads"))
+    yield jobs
+    jobs.close()
+
+
+def running_job(store, worker="gone:1"):
+    from vectorfair.jobs import Job, JobSource
+
+    job = Job(id="j" + str(time.monotonic_ns()), demo="fake", source=JobSource("archive", "a.zip"), label="a")
+    job.state, job.worker, job.done, job.version = "running", worker, 10, 5
+    store.save(job)
+    return job
+
+
+def test_cancelling_a_running_job_no_worker_holds_ends_it(queued_jobs, tmp_path):
+    job = running_job(queued_jobs.store)
+    (tmp_path / "uploads" / "a.zip").write_bytes(b"zip")
+    cancelled = queued_jobs.cancel(job.id)
+    assert cancelled.state == "cancelled" and "no worker" in cancelled.message, cancelled
+    assert queued_jobs.get(job.id).state == "cancelled" and queued_jobs.active() == []
+    assert (tmp_path / "uploads" / "a.zip").exists(), "the worker that gets its message removes the upload"
+
+
+def test_cancelling_a_job_a_worker_holds_leaves_it_to_the_worker(queued_jobs):
+    store = queued_jobs.store
+    job = running_job(store, "alive:1")
+    assert store.take_lease(job.id, "alive:1:run", 10_000)
+    assert queued_jobs.cancel(job.id).state == "running"
+    assert store.cancel_requested(job.id) and store.get(job.id).state == "running"
+
+
+def test_only_the_lease_holder_writes_a_job_and_a_worker_that_lost_it_stops(queue_settings, tmp_path):
+    from types import SimpleNamespace
+
+    from vectorfair.queue import ENDED, LEASED, SAVED, JobWorker, _Lease
+
+    platform = SimpleNamespace(settings=SimpleNamespace(queue=queue_settings), demos={}, kept_uploads=None)
+    worker = JobWorker(platform)
+    try:
+        store = worker.store
+        job = running_job(store)
+        assert store.take_lease(job.id, "other:2:run", 10_000), "another worker took the job over"
+        assert store.save(job, holder="other:2:run") == SAVED
+        assert store.save(job, holder="late:1:run") == LEASED
+        lease = _Lease("late:1:run")
+        stale = store.get(job.id)
+        stale.done = 99
+        worker._save(stale, lease)
+        assert lease.lost.is_set() and store.get(job.id).done == 10, "the stale worker wrote nothing"
+        assert worker._cancel_check(stale, lease)(), "and it stops at its next item"
+        # An ended record is never put back by a late progress write.
+        job.state = "cancelled"
+        assert store.save(job) == SAVED
+        job.state = "running"
+        assert store.save(job, holder="other:2:run") == ENDED
+    finally:
+        worker.client.close()
+        worker.broker.close()
+
+
+def test_a_job_that_cannot_be_queued_leaves_no_record_and_redis_errors_are_503s(queued_jobs, monkeypatch):
+    from vectorfair.jobs import JobSource
+    from vectorfair.queue import QueueUnavailable
+
+    def refuse(message):
+        raise redis.ConnectionError("gone")
+
+    monkeypatch.setattr(queued_jobs.broker, "enqueue", refuse)
+    with pytest.raises(QueueUnavailable):
+        queued_jobs.submit("fake", JobSource("sample"))
+    assert queued_jobs.list() == [], "no record stays queued without its message"
+
+    def out_of_memory():
+        raise redis.ResponseError("OOM command not allowed when used memory > 'maxmemory'")
+
+    monkeypatch.setattr(queued_jobs.store, "newest_first", out_of_memory)
+    with pytest.raises(QueueUnavailable):
+        queued_jobs.list()

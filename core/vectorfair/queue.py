@@ -83,7 +83,9 @@ def unavailable(exc: Exception) -> QueueUnavailable:
 def _redis_errors() -> tuple[type[BaseException], ...]:
     import redis
 
-    return (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.ReadOnlyError)
+    # Every error of the client, refused commands (ResponseError: a Redis out of
+    # memory, a script it lost) as well as connections: each is a 503, never a 500.
+    return (redis.RedisError,)
 
 
 # What RedisJobStore.save answers.
