@@ -434,3 +434,42 @@ def test_a_job_that_cannot_be_queued_leaves_no_record_and_redis_errors_are_503s(
     monkeypatch.setattr(queued_jobs.store, "newest_first", out_of_memory)
     with pytest.raises(QueueUnavailable):
         queued_jobs.list()
+
+
+def test_an_upload_the_media_store_cannot_take_is_a_503(tmp_path):
+    from types import SimpleNamespace
+
+    import boto3
+    from botocore.config import Config
+
+    from vectorfair.media import KeptUploadsUnavailable, S3KeptUploads
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{free_port()}",  # nothing listens there
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        region_name="us-east-1",
+        config=Config(connect_timeout=1, retries={"max_attempts": 1}),
+    )
+    kept = S3KeptUploads(SimpleNamespace(client=client, bucket=BUCKET), tmp_path / "uploads")
+    upload = tmp_path / "uploads" / "a.zip"
+    upload.write_bytes(b"zip")
+    with pytest.raises(KeptUploadsUnavailable, match="retry"):
+        kept.keep(upload)
+    assert upload.exists(), "nothing is lost: the caller removes it"
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from vectorfair.api.errors import RETRY_AFTER_SECONDS, install_error_handlers
+
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/keep")
+    def keep():
+        kept.keep(upload)
+
+    r = TestClient(app).post("/keep")
+    assert r.status_code == 503 and r.headers["retry-after"] == str(RETRY_AFTER_SECONDS), r.text
+    assert "S3" in r.json()["detail"]

@@ -176,6 +176,11 @@ def open_media_store(settings) -> MediaStore:
     raise ValueError(f"unknown media backend {settings.backend!r}; use 'local' or 's3'")
 
 
+class KeptUploadsUnavailable(Exception):
+    """The shared store of kept uploads (the media bucket) cannot take one;
+    answered as 503 with Retry-After."""
+
+
 class LocalKeptUploads:
     """Uploads kept for jobs, by name, in a directory (the embedded default:
     the process that keeps them runs them)."""
@@ -216,8 +221,16 @@ class S3KeptUploads(LocalKeptUploads):
         self.client, self.bucket, self.prefix = store.client, store.bucket, prefix
 
     def keep(self, local: Path) -> None:
-        # upload_file streams in parts: an archive of gigabytes is never held in memory.
-        self.client.upload_file(str(local), self.bucket, self.prefix + self._file(local.name).name)
+        from boto3.exceptions import S3UploadFailedError
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            # upload_file streams in parts: an archive of gigabytes is never held in memory.
+            self.client.upload_file(str(local), self.bucket, self.prefix + self._file(local.name).name)
+        except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
+            raise KeptUploadsUnavailable(
+                f"the media store (S3) did not take the upload ({type(exc).__name__}); retry in a few seconds"
+            ) from exc
         local.unlink(missing_ok=True)
 
     def path(self, name: str) -> Path | None:

@@ -3,6 +3,7 @@ them; POST /api/demos/{demo}/jobs starts one."""
 
 import asyncio
 import json
+import logging
 import time
 
 import anyio
@@ -22,6 +23,7 @@ from .errors import bad_request
 from .schemas import ADMIN_ERRORS, ERRORS, ErrorBody, JobCreated, JobOut
 from .uploads import json_body, read_form, safe_name, save_archive, save_single
 
+log = logging.getLogger("vectorfair.api")
 # How long a job's event stream waits for a Redis that is away before it gives up.
 STREAM_PATIENCE_S = 60.0
 
@@ -119,7 +121,10 @@ async def submit_kept(platform: Platform, demo: str, source: JobSource, label: s
             platform.kept_uploads.keep(platform.uploads_dir / source.file)
             return platform.submit_job(demo, source, label=label, tenant=tenant)
         except BaseException:
-            platform.kept_uploads.delete(source.file)
+            try:
+                platform.kept_uploads.delete(source.file)
+            except Exception:  # the media store is away too: the error that counts is the first
+                log.warning("the upload %s of a job not queued could not be removed", source.file, exc_info=True)
             raise
 
     return await on_platform(platform, submit)
