@@ -113,6 +113,11 @@ class VisitorCookies:
 _SEARCH = re.compile(r"^/api/demos/[^/]+/search$")
 _UPLOAD = re.compile(r"^/api/demos/[^/]+/(items|jobs)$")
 _UNLIMITED = ("/healthz", "/readyz", "/metrics", "/static/")
+# What a 503 asks the client to wait (Milvus, Redis or S3 away).
+RETRY_AFTER_SECONDS = 5
+# The limit counts are read on the event loop at every request: a Redis that
+# is away must answer within a second, never hold every request for long.
+_REDIS_OPTIONS = {"socket_connect_timeout": 1.0, "socket_timeout": 1.0}
 
 
 class RateLimits:
@@ -124,7 +129,8 @@ class RateLimits:
         self.settings = settings
         config = settings.rate_limits
         # wrap_exceptions: a Redis that is away raises StorageError, answered 503.
-        self.limiter = MovingWindowRateLimiter(storage_from_string(config.storage_uri, wrap_exceptions=True))
+        options = _REDIS_OPTIONS if config.storage_uri.startswith(("redis", "rediss")) else {}
+        self.limiter = MovingWindowRateLimiter(storage_from_string(config.storage_uri, wrap_exceptions=True, **options))
         self.rules = {kind: parse_many(getattr(config, kind)) for kind in ("search", "upload", "api")}
 
     def kind(self, method: str, path: str) -> str | None:
@@ -153,7 +159,7 @@ class RateLimits:
                 response = JSONResponse(
                     {"detail": "the rate limit counts (Redis) are unreachable; retry in a few seconds"},
                     status_code=503,
-                    headers={"Retry-After": "5"},
+                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
                 )
                 return await response(scope, receive, send)
             if not allowed:

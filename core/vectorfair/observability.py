@@ -19,6 +19,7 @@ from prometheus_client.core import GaugeMetricFamily
 from starlette.responses import Response
 
 from .jobs import TERMINAL
+from .queue import QueueUnavailable
 
 access_log = logging.getLogger("vectorfair.access")
 
@@ -115,7 +116,7 @@ class _JobCollector:
         expected: dict[str, int] = {}
         try:
             found = self.platform.list_jobs()
-        except Exception:  # the job queue (Redis) is away: no job gauges this scrape
+        except QueueUnavailable:  # Redis is away: no job gauges this scrape
             found = []
         for job in found:
             states[job.demo, job.state] = states.get((job.demo, job.state), 0) + 1

@@ -11,13 +11,13 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from ..guard import RETRY_AFTER_SECONDS
 from ..media import KeptUploadsUnavailable
 from ..queue import QueueUnavailable
 from ..runtime import DemoBusy, DemoNotReady
 from ..store import StoreUnavailable
 
 log = logging.getLogger("vectorfair.api")
-RETRY_AFTER_SECONDS = 5
 
 
 def install_error_handlers(app: FastAPI) -> None:
