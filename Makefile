@@ -55,7 +55,7 @@ test: setup chromium redis lint
 test-server: setup redis
 	$(BIN)/python -m pytest --milvus=server $(SERVER_SUITES)
 
-test-fast: setup
+test-fast: setup redis
 	$(BIN)/python -m pytest -m "not slow"
 
 # Each script prints JSON, then a markdown table (docs/performance.md).

@@ -123,7 +123,7 @@ def events(base, job_id, timeout=120):
 def rows(base, expected):
     """Wait until `base` counts `expected` rows: a Milvus server shows another
     process's writes within its time tick, not at once."""
-    wait_for(lambda: httpx.get(f"{base}/api/demos/fake/stats").json()["rows"] == expected, 10, what=f"{expected} rows")
+    wait_for(lambda: httpx.get(f"{base}/api/demos/fake/stats").json()["rows"] == expected, 60, what=f"{expected} rows")
 
 
 def submit(base, members):
@@ -176,6 +176,7 @@ def test_a_job_submitted_through_one_web_process_is_followed_and_cancelled_throu
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_a_killed_worker_s_job_is_taken_over_and_stores_every_item_once(tmp_path, procs, milvus_backend):
     cluster = Cluster(tmp_path, procs, milvus_backend, JOB_BODY.format(delay=0.1) + QUEUE_BODY)
     a, b = cluster.web("a"), cluster.web("b")
@@ -238,7 +239,10 @@ def test_redis_restarting_mid_job_gives_503_and_never_leaves_the_job_running(tmp
         return r.status_code == 200 and r.json()["state"] in ("succeeded", "failed") and r.json()
 
     end = wait_for(ended, 120, what="the job to end after Redis came back")
-    assert end["state"] == "succeeded" and end["done"] == 150 or end["message"], end
+    if end["state"] == "succeeded":
+        assert end["done"] == 150 and end["failed"] == 0, end
+    else:  # it may fail (a write lost with Redis), but it ends and says why
+        assert end["state"] == "failed" and end["message"], end
     # The worker consumes the new Redis's queue.
     again = submit(b, notes(5, "after"))
     done = wait_for(lambda: (j := httpx.get(f"{a}/api/jobs/{again}").json())["state"] == "succeeded" and j, 60)
