@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging.config
+import os
 from pathlib import Path
 from typing import NoReturn, Optional
 
@@ -136,7 +137,12 @@ def worker(
         while not stopping.wait(1.0):
             pass
     finally:
-        runner.stop()
+        if not runner.stop():
+            logging.getLogger("vectorfair.queue").warning(
+                "a job outlived [queue] stop_timeout_s; it is left to another worker"
+            )
+            logging.shutdown()
+            os._exit(0)  # at once: the job's thread writes nothing more, its lease runs out
         platform.close()
 
 

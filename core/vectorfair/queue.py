@@ -363,12 +363,18 @@ class JobWorker:
         self.worker.start()
         log.info("worker %s consuming %s (%d thread(s))", self.name, QUEUE_NAME, self.settings.worker_threads)
 
-    def stop(self) -> None:
+    def stop(self) -> bool:
+        """Stop taking jobs and wait for the running ones to end (up to
+        `stop_timeout_s`); False when one is still running. The process should
+        then exit without closing its platform: the job, its lease run out,
+        resumes on another worker, where closing Milvus under it would end it
+        as failed."""
+        ended = True
         if self.worker is not None:
-            # A graceful stop waits for the job to end (up to the timeout); a
-            # job cut off resumes on another worker.
             self.worker.stop(timeout=int(self.settings.stop_timeout_s * 1000))
+            ended = not any(thread.is_alive() for thread in self.worker.workers)
         self.broker.close()
+        return ended
 
     # -- one job -----------------------------------------------------------------
     def run(self, job_id: str) -> None:
