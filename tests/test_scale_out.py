@@ -206,6 +206,23 @@ def test_a_killed_worker_s_job_is_taken_over_and_stores_every_item_once(tmp_path
     print(f"taken over and finished {taken_over:.1f} s after the kill; {end['duplicates']} items found stored")
 
 
+def test_a_worker_stopped_mid_job_leaves_it_to_another_and_never_fails_it(tmp_path, procs, milvus_backend):
+    cluster = Cluster(tmp_path, procs, milvus_backend, JOB_BODY.format(delay=0.2) + QUEUE_BODY)
+    a = cluster.web("a")
+    first = cluster.worker("w1")
+    job_id = submit(a, notes(300))  # far longer than the stop timeout
+    wait_for(lambda: httpx.get(f"{a}/api/jobs/{job_id}").json()["done"] > 0, 60, what="the job to run")
+    stopped_at = time.monotonic()
+    first.kill(signal.SIGTERM)  # stop_timeout_s = 2: the job outlives it
+    assert first.proc.returncode == 0 and time.monotonic() - stopped_at < 15, first.output()[-2000:]
+    assert "left to another worker" in first.output()
+    assert httpx.get(f"{a}/api/jobs/{job_id}").json()["state"] == "running", "the job was not ended as failed"
+    cluster.worker("w2")
+    end = events(a, job_id, timeout=180)[-1][1]
+    assert end["state"] == "succeeded" and end["done"] == 300 and end["resumed"] >= 1, end
+    rows(a, 300)
+
+
 def test_redis_restarting_mid_job_gives_503_and_never_leaves_the_job_running(tmp_path, procs, milvus_backend):
     cluster = Cluster(tmp_path, procs, milvus_backend, JOB_BODY.format(delay=0.2) + QUEUE_BODY)
     a, b = cluster.web("a"), cluster.web("b")
