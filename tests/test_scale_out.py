@@ -437,6 +437,39 @@ def test_only_the_lease_holder_writes_a_job_and_a_worker_that_lost_it_stops(queu
         worker.broker.close()
 
 
+def test_an_ended_job_is_never_written_again_not_even_by_another_end(queue_settings, tmp_path):
+    from types import SimpleNamespace
+
+    from vectorfair.media import LocalKeptUploads
+    from vectorfair.queue import ENDED, SAVED, JobWorker, _Lease
+
+    uploads = LocalKeptUploads(tmp_path / "uploads")
+    platform = SimpleNamespace(settings=SimpleNamespace(queue=queue_settings), demos={}, kept_uploads=uploads)
+    worker = JobWorker(platform)
+    try:
+        store = worker.store
+        job = running_job(store)
+        job.state = "succeeded"
+        assert store.save(job, holder="w:1:run") == SAVED
+        job.state = "cancelled"
+        assert store.save(job, holder="-") == ENDED, "a cancel racing the worker's end"
+        assert store.get(job.id).state == "succeeded"
+        # A worker that regained the lease after another ended the job writes
+        # nothing, stops, and removes the kept upload.
+        (tmp_path / "uploads" / "a.zip").write_bytes(b"zip")
+        assert store.take_lease(job.id, "late:1:run", 10_000)
+        late = store.get(job.id)
+        late.state, late.message = "failed", "late"
+        lease = _Lease("late:1:run")
+        worker._save(late, lease, final=True)
+        assert lease.lost.is_set() and worker._cancel_check(late, lease)()
+        assert store.get(job.id).state == "succeeded" and store.get(job.id).message != "late"
+        assert not (tmp_path / "uploads" / "a.zip").exists()
+    finally:
+        worker.client.close()
+        worker.broker.close()
+
+
 def test_a_job_that_cannot_be_queued_leaves_no_record_and_redis_errors_are_503s(queued_jobs, monkeypatch):
     from vectorfair.jobs import JobSource
     from vectorfair.queue import QueueUnavailable

@@ -95,7 +95,7 @@ NOBODY = "-"
 
 _SAVE = """
 local current = redis.call('GET', KEYS[1])
-if current and ARGV[3] == '0' then
+if current then
   local ok, old = pcall(cjson.decode, current)
   if ok and (old.state == 'succeeded' or old.state == 'failed' or old.state == 'cancelled') then
     return 0
@@ -127,8 +127,8 @@ return 0
 class RedisJobStore:
     """Job records in Redis: `<ns>:job:<id>` holds the JSON record,
     `<ns>:jobs` orders them by creation, `<ns>:jobs:active` names the ones not
-    ended. A record that ended is never put back to queued or running (a late
-    progress write of a worker loses against a cancel)."""
+    ended. A record that ended is never written again (a late progress write
+    or end of a worker loses against a cancel, and the reverse)."""
 
     def __init__(self, client, namespace: str):
         self.client = client
@@ -141,8 +141,8 @@ class RedisJobStore:
         return f"{self.ns}:job:{job_id}{suffix}"
 
     def save(self, job: Job, holder: str = "") -> int:
-        """Store the record: SAVED; ENDED (not stored) when it had ended already
-        and `job` has not. A worker names itself as `holder`: LEASED (not
+        """Store the record: SAVED; ENDED (not stored) when it had ended already:
+        an end is never replaced, not even by another end. A worker names itself as `holder`: LEASED (not
         stored) while another holds the job's lease; NOBODY: while anyone does."""
         args = [job_to_json(job), job.created, "1" if job.state in TERMINAL else "0", job.id, holder]
         keys = [self.key(job.id), f"{self.ns}:jobs", f"{self.ns}:jobs:active", self.key(job.id, ":lease")]
@@ -328,8 +328,8 @@ class QueuedJobs:
 
 
 class _Lease:
-    """One run's hold on a job: its holder name, and whether another worker
-    took the job over (the lease ran out while Redis was away)."""
+    """One run's hold on a job: its holder name, and whether it was lost
+    (another worker took the job over, or the job ended meanwhile)."""
 
     def __init__(self, holder: str):
         self.holder = holder
@@ -439,6 +439,15 @@ class JobWorker:
             log.warning("job %s: another worker took it over (this one's lease ran out); this one stops", job_id)
             lease.lost.set()
 
+    def _ended(self, job: Job, lease: _Lease) -> None:
+        """The job ended meanwhile (cancelled while Redis was away, or ended by
+        a worker that took it over): this run stops and writes nothing more.
+        Its kept upload goes (removing it twice is harmless)."""
+        if not lease.lost.is_set():
+            log.warning("job %s: it ended meanwhile (not by this worker); this one stops", job.id)
+            lease.lost.set()
+            self._remove_upload(job)
+
     def _save(self, job: Job, lease: _Lease, final: bool = False) -> None:
         if lease.lost.is_set():
             return
@@ -447,8 +456,11 @@ class JobWorker:
         deadline = time.monotonic() + self.settings.final_save_timeout_s
         while True:
             try:
-                if self.store.save(job, holder=lease.holder) == LEASED:
+                answer = self.store.save(job, holder=lease.holder)
+                if answer == LEASED:
                     self._lost(job.id, lease)
+                elif answer == ENDED:
+                    self._ended(job, lease)
                 return
             except self.errors as exc:
                 if not final or time.monotonic() > deadline:
