@@ -470,6 +470,28 @@ def test_an_ended_job_is_never_written_again_not_even_by_another_end(queue_setti
         worker.broker.close()
 
 
+def test_a_worker_exiting_with_a_run_cut_off_releases_its_quota_claims(queue_settings):
+    from types import SimpleNamespace
+
+    from vectorfair.queue import RedisClaims, redis_client
+
+    client = redis_client(queue_settings.redis_url)
+    try:
+        claims = RedisClaims(client, "vf")
+        stored = SimpleNamespace(items=0, bytes=0)
+        assert claims.take("t", "run1", stored, 10, 5, 0) == (True, 0, 0)
+        assert claims.take("t", "run2", stored, 10, 5, 0) == (True, 1, 10)
+        claims.release_open()
+        assert client.keys("vf:claim:*") == [] and not client.smembers("vf:claims:t")
+        # A run still going takes nothing more: it waits for the process to exit.
+        late = threading.Thread(target=claims.take, args=("t", "run1", stored, 10, 5, 0), daemon=True)
+        late.start()
+        late.join(0.3)
+        assert late.is_alive() and client.keys("vf:claim:*") == []
+    finally:
+        client.close()
+
+
 def test_a_job_that_cannot_be_queued_leaves_no_record_and_redis_errors_are_503s(queued_jobs, monkeypatch):
     from vectorfair.jobs import JobSource
     from vectorfair.queue import QueueUnavailable

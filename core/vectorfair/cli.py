@@ -141,6 +141,8 @@ def worker(
             logging.getLogger("vectorfair.queue").warning(
                 "a job outlived [queue] stop_timeout_s; it is left to another worker"
             )
+            if platform.tenancy.claims is not None:
+                platform.tenancy.claims.release_open()  # the worker taking it over claims its items again
             logging.shutdown()
             os._exit(0)  # at once: the job's thread writes nothing more, its lease runs out
         platform.close()

@@ -614,6 +614,10 @@ class RedisClaims:
         self.ns = namespace
         self._take = client.register_script(_TAKE)
         self.errors = _redis_errors()
+        # The runs of this process holding claims (run -> tenant), for `release_open`.
+        self._open: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._closed = False
 
     def _guard(self, call: Callable[[], Any]) -> Any:
         try:
@@ -628,10 +632,31 @@ class RedisClaims:
     def take(self, tenant: str, run: str, stored, size: int, max_items: int, max_bytes: int) -> tuple[bool, int, int]:
         keys = [f"{self.ns}:claims:{tenant}"]
         args = [run, stored.items, stored.bytes, size, max_items, max_bytes, self.CLAIM_TTL_S, f"{self.ns}:claim:"]
-        taken, items, bytes_used = self._guard(lambda: self._take(keys=keys, args=args))
-        return bool(taken), int(items), int(bytes_used)
+        with self._lock:
+            if not self._closed:
+                taken, items, bytes_used = self._guard(lambda: self._take(keys=keys, args=args))
+                if taken:
+                    self._open[run] = tenant
+                return bool(taken), int(items), int(bytes_used)
+        # The process is exiting with this run cut off (`release_open`): it
+        # takes nothing more, and waits here for the exit.
+        threading.Event().wait()
+        raise AssertionError("unreachable")
+
+    def release_open(self) -> None:
+        """Release the claims of every run of this process still open, and
+        take no more: called by a worker exiting with a job cut off, whose
+        claims would otherwise be counted besides the worker taking it over
+        until they expire (CLAIM_TTL_S)."""
+        with self._lock:
+            self._closed = True
+            open_runs, self._open = dict(self._open), {}
+        for run, tenant in open_runs.items():
+            self.release(tenant, run)
 
     def release(self, tenant: str, run: str) -> None:
+        with self._lock:
+            self._open.pop(run, None)
         pipe = self.client.pipeline()
         pipe.delete(f"{self.ns}:claim:{run}")
         pipe.srem(f"{self.ns}:claims:{tenant}", run)
