@@ -11,6 +11,7 @@ import secrets
 import time
 from http.cookies import SimpleCookie
 
+import anyio
 from fastapi import HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 from limits import parse_many
@@ -115,8 +116,8 @@ _UPLOAD = re.compile(r"^/api/demos/[^/]+/(items|jobs)$")
 _UNLIMITED = ("/healthz", "/readyz", "/metrics", "/static/")
 # What a 503 asks the client to wait (Milvus, Redis or S3 away).
 RETRY_AFTER_SECONDS = 5
-# The limit counts are read on the event loop at every request: a Redis that
-# is away must answer within a second, never hold every request for long.
+# The limit counts in Redis are read in a thread at every request: a Redis
+# that is away must answer within a second, never hold a thread for long.
 _REDIS_OPTIONS = {"socket_connect_timeout": 1.0, "socket_timeout": 1.0}
 
 
@@ -129,7 +130,10 @@ class RateLimits:
         self.settings = settings
         config = settings.rate_limits
         # wrap_exceptions: a Redis that is away raises StorageError, answered 503.
-        options = _REDIS_OPTIONS if config.storage_uri.startswith(("redis", "rediss")) else {}
+        # In Redis the counts are read in a thread, never on the event loop; in
+        # memory they are the loop's own.
+        self.remote = config.storage_uri.startswith(("redis", "rediss"))
+        options = _REDIS_OPTIONS if self.remote else {}
         self.limiter = MovingWindowRateLimiter(storage_from_string(config.storage_uri, wrap_exceptions=True, **options))
         self.rules = {kind: parse_many(getattr(config, kind)) for kind in ("search", "upload", "api")}
 
@@ -142,6 +146,11 @@ class RateLimits:
             return "upload"
         return "api"
 
+    def count(self, rule, kind: str, client: str) -> tuple[bool, float | None]:
+        """Count the request; whether it is allowed, and if not when the window resets."""
+        allowed = self.limiter.hit(rule, kind, client)
+        return allowed, None if allowed else self.limiter.get_window_stats(rule, kind, client)[0]
+
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
@@ -153,8 +162,10 @@ class RateLimits:
         client = (scope.get("client") or ("unknown", 0))[0]
         for rule in self.rules[kind]:
             try:
-                allowed = self.limiter.hit(rule, kind, client)
-                reset = None if allowed else self.limiter.get_window_stats(rule, kind, client)[0]
+                if self.remote:
+                    allowed, reset = await anyio.to_thread.run_sync(self.count, rule, kind, client)
+                else:
+                    allowed, reset = self.count(rule, kind, client)
             except StorageError:
                 response = JSONResponse(
                     {"detail": "the rate limit counts (Redis) are unreachable; retry in a few seconds"},
