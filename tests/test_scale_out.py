@@ -492,6 +492,21 @@ def test_a_worker_exiting_with_a_run_cut_off_releases_its_quota_claims(queue_set
         client.close()
 
 
+def test_a_worker_with_no_job_running_stops_at_once_and_says_so(queue_settings):
+    from types import SimpleNamespace
+
+    from vectorfair.queue import JobWorker
+
+    queue_settings.stop_timeout_s = 0.1  # shorter than Dramatiq's idle threads take to exit
+    platform = SimpleNamespace(settings=SimpleNamespace(queue=queue_settings), demos={}, kept_uploads=None)
+    worker = JobWorker(platform)
+    try:
+        worker.start()
+        assert worker.stop() is True, "no job was running"
+    finally:
+        worker.client.close()
+
+
 def test_a_job_that_cannot_be_queued_leaves_no_record_and_redis_errors_are_503s(queued_jobs, monkeypatch):
     from vectorfair.jobs import JobSource
     from vectorfair.queue import QueueUnavailable

@@ -351,6 +351,9 @@ class JobWorker:
         self.errors = _redis_errors()
         self.lease_ms = int(self.settings.heartbeat_timeout_s * 1000)
         self.worker = None
+        # The jobs running in this process (calls of `run` not returned yet).
+        self._running = 0
+        self._running_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self) -> None:
@@ -372,12 +375,24 @@ class JobWorker:
         ended = True
         if self.worker is not None:
             self.worker.stop(timeout=int(self.settings.stop_timeout_s * 1000))
-            ended = not any(thread.is_alive() for thread in self.worker.workers)
+            # Counted, not read from Dramatiq's threads: an idle one takes about
+            # a second to see it should stop, and runs no job meanwhile.
+            with self._running_lock:
+                ended = self._running == 0
         self.broker.close()
         return ended
 
     # -- one job -----------------------------------------------------------------
     def run(self, job_id: str) -> None:
+        with self._running_lock:
+            self._running += 1
+        try:
+            self._run_held(job_id)
+        finally:
+            with self._running_lock:
+                self._running -= 1
+
+    def _run_held(self, job_id: str) -> None:
         lease = _Lease(f"{self.name}:{uuid.uuid4().hex[:8]}")
         renewing = threading.Event()
         renewer = None
