@@ -206,11 +206,14 @@ def test_a_killed_worker_s_job_is_taken_over_and_stores_every_item_once(tmp_path
     print(f"taken over and finished {taken_over:.1f} s after the kill; {end['duplicates']} items found stored")
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_a_worker_stopped_mid_job_leaves_it_to_another_and_never_fails_it(tmp_path, procs, milvus_backend):
-    cluster = Cluster(tmp_path, procs, milvus_backend, JOB_BODY.format(delay=0.2) + QUEUE_BODY)
+    # 30 batches of 0.5 s: at least 15 s, far longer than the stop timeout on any machine.
+    cluster = Cluster(tmp_path, procs, milvus_backend, JOB_BODY.format(delay=0.5) + QUEUE_BODY)
     a = cluster.web("a")
     first = cluster.worker("w1")
-    job_id = submit(a, notes(300))  # far longer than the stop timeout
+    job_id = submit(a, notes(300))
     wait_for(lambda: httpx.get(f"{a}/api/jobs/{job_id}").json()["done"] > 0, 60, what="the job to run")
     stopped_at = time.monotonic()
     first.kill(signal.SIGTERM)  # stop_timeout_s = 2: the job outlives it
