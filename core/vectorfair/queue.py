@@ -200,13 +200,27 @@ def make_broker(settings: QueueSettings):
     from dramatiq.brokers.redis import RedisBroker
     from dramatiq.middleware import CurrentMessage, Retries, ShutdownNotifications
 
+    class JobRetries(Retries):
+        def after_process_message(self, broker, message, *, result=None, exception=None):
+            try:
+                super().after_process_message(broker, message, result=result, exception=exception)
+            except _redis_errors() as exc:
+                # The job's record says queued, yet no message will run it again.
+                log.error(
+                    "job %s stays queued with nothing to run it: its retry could not be queued (Redis: %s); "
+                    "cancel it and submit it again",
+                    message.args[0] if message.args else "?",
+                    exc,
+                )
+                raise
+
     broker = RedisBroker(
         url=settings.redis_url,
         namespace=f"{settings.namespace}:dramatiq",
         heartbeat_timeout=int(settings.heartbeat_timeout_s * 1000),
         maintenance_chance=MAINTENANCE_CHANCE,
         middleware=[
-            Retries(
+            JobRetries(
                 max_retries=settings.max_retries,
                 min_backoff=int(settings.retry_backoff_s * 1000),
                 max_backoff=int(settings.retry_backoff_s * 1000 * 16),
