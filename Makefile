@@ -13,7 +13,7 @@ TORCH     := torch==2.13.0
 STAMP     := $(VENV)/.installed
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup run test test-server test-fast lint bench clean chromium
+.PHONY: setup run test test-server test-fast lint bench clean chromium redis
 
 setup: $(STAMP)
 
@@ -21,10 +21,15 @@ setup: $(STAMP)
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
+# The scale-out tests (tests/test_scale_out.py) start Debian's redis-server,
+# each on a port of its own with persistence off; `make run` needs no Redis.
+redis:
+	@command -v redis-server >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server; }
+
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) $(wildcard examples/*/pyproject.toml) $(wildcard plugins/*/requirements-nodeps.txt) Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q $(TORCH) -e '.[test,towhee,s3]' $(foreach p,$(PLUGIN_DIRS) $(EXAMPLE_DIRS),-e $(p))
+	$(BIN)/python -m pip install -q $(TORCH) -e '.[test,towhee,s3,queue]' $(foreach p,$(PLUGIN_DIRS) $(EXAMPLE_DIRS),-e $(p))
 	# Packages that pin ancient dependencies go in without them (see each file).
 	for f in $(wildcard plugins/*/requirements-nodeps.txt); do $(BIN)/python -m pip install -q --no-deps -r $$f || exit 1; done
 	touch $(STAMP)
@@ -35,7 +40,7 @@ run: setup
 # The suites that touch Milvus run again on a real Milvus server (PyPI's
 # `milvus` 2.3.5, started by the tests; see conftest.py).
 SERVER_SUITES ?= tests/test_store.py tests/test_api.py tests/test_conformance.py tests/test_portal.py \
-	tests/test_hostile_uploads.py tests/test_resilience.py tests/test_server_mode.py tests/test_server_backend.py \
+	tests/test_hostile_uploads.py tests/test_resilience.py tests/test_server_mode.py tests/test_scale_out.py tests/test_server_backend.py \
 	tests/test_vector_shapes.py plugins examples
 
 # ruff: lint (pyflakes, pycodestyle, import order, bugbear) and formatting.
@@ -43,14 +48,14 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: setup chromium lint
+test: setup chromium redis lint
 	$(BIN)/python -m pytest --durations=25
 	$(BIN)/python -m pytest --milvus=server --durations=15 $(SERVER_SUITES)
 
-test-server: setup
+test-server: setup redis
 	$(BIN)/python -m pytest --milvus=server $(SERVER_SUITES)
 
-test-fast: setup
+test-fast: setup redis
 	$(BIN)/python -m pytest -m "not slow"
 
 # Each script prints JSON, then a markdown table (docs/performance.md).

@@ -79,3 +79,41 @@ def start_app(config: Path, port: int, log: Path, env=None) -> tuple[Process, st
 
     wait_for(healthy, 60, what="vectorfair serve")
     return process, base
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def start_redis(port: int, folder: Path) -> Process:
+    """Debian's redis-server on `port`, persistence off (`make test` installs it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    process = Process(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        + ["--dir", str(folder), "--protected-mode", "no"],
+        log=folder / "redis.log",
+    )
+    wait_for(lambda: listening(port), 30, what="redis-server")
+    return process
+
+
+def start_s3(port: int, log: Path) -> Process:
+    """moto's S3 server, standing in for MinIO."""
+    process = Process([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], log=log)
+    wait_for(lambda: listening(port), 60, what="S3 server")
+    return process
+
+
+def start_worker(config: Path, log: Path, env=None) -> Process:
+    """`vectorfair worker`, returned once it consumes the queue."""
+    env = {"PYTHONPATH": os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]), **(env or {})}
+    process = Process([str(BIN / "vectorfair"), "worker", "--config", str(config)], env=env, log=log)
+
+    def consuming():
+        if process.proc.poll() is not None:
+            raise AssertionError(f"worker exited:\n{process.output()}")
+        return "consuming" in process.output()
+
+    wait_for(consuming, 60, what="vectorfair worker")
+    return process

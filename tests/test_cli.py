@@ -101,3 +101,8 @@ def test_drop_is_refused_while_the_demo_has_a_job(config_file):
     finally:
         jobs.close()
     assert json.loads(run(config_file, "demos", "--json").output)[0]["count"] == 0
+
+
+def test_worker_needs_a_queue(config_file):
+    result = run(config_file, "worker")
+    assert result.exit_code == 2 and "[queue] redis_url" in result.output

@@ -4,7 +4,6 @@ An item stored through one process is found, read and streamed through the
 other; each keeps its own job records and read cache."""
 
 import re
-import socket
 
 import httpx
 import pytest
@@ -12,20 +11,9 @@ import pytest
 from vectorfair.testing import collection_prefix_for
 
 from .conftest import write_config
-from .live import BIN, Process, free_port, start_app, start_milvus, wait_for
+from .live import free_port, start_app, start_milvus, start_s3, wait_for
 
 pytest.importorskip("boto3", reason="pip install 'vectorfair[s3]'")
-
-
-def start_s3(port: int, log) -> Process:
-    process = Process([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], log=log)
-
-    def listening():
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", port)) == 0
-
-    wait_for(listening, 60, what="S3 server")
-    return process
 
 
 def app_in(root, name, milvus_uri, s3_port):

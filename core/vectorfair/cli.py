@@ -1,4 +1,4 @@
-"""The `vectorfair` command (Typer): serve, list, load, search, drop, new-plugin.
+"""The `vectorfair` command (Typer): serve, worker, list, load, search, drop, new-plugin.
 
 Every command goes through `Platform`, as the HTTP API does: a search prints
 the demo's summary too, and `drop` is refused while the demo has jobs.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging.config
+import os
 from pathlib import Path
 from typing import NoReturn, Optional
 
@@ -92,6 +93,69 @@ def serve(
         proxy_headers=True,
         forwarded_allow_ips=settings.serve.forwarded_allow_ips,
     )
+
+
+@app.command()
+def worker(
+    config: Optional[Path] = ConfigOption,
+    threads: Optional[int] = typer.Option(None, help="jobs run at once (config: [queue] worker_threads)"),
+    log_level: Optional[str] = typer.Option(None, help="log level (config: [serve] log_level)"),
+):
+    """Run queued jobs (needs [queue] redis_url): start as many as the encoding needs.
+
+    Stops on SIGTERM or Ctrl-C, letting the running job end first (up to
+    [queue] stop_timeout_s); a job cut off is taken over by another worker."""
+    import signal
+    import threading
+
+    from .observability import logging_config
+    from .queue import JobWorker
+
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        err.print(f"[red]config error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    if not settings.queue.redis_url:
+        err.print(
+            "[red]no job queue:[/red] set \\[queue] redis_url (or VECTORFAIR_QUEUE__REDIS_URL); without it jobs run in `vectorfair serve`"
+        )
+        raise typer.Exit(2)
+    if threads:
+        settings.queue.worker_threads = threads
+    if log_level:
+        settings.serve.log_level = log_level
+    logging.config.dictConfig(logging_config(settings.serve.log_format, settings.serve.log_level))
+    platform = _platform_of(settings)
+    refuse_wrong_credentials(platform.store)
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    runner = JobWorker(platform)
+    runner.start()
+    try:
+        while not stopping.wait(1.0):
+            pass
+    finally:
+        if not runner.stop():
+            logging.getLogger("vectorfair.queue").warning(
+                "a job outlived [queue] stop_timeout_s; it is left to another worker"
+            )
+            if platform.tenancy.claims is not None:
+                platform.tenancy.claims.release_open()  # the worker taking it over claims its items again
+            logging.shutdown()
+            os._exit(0)  # at once: the job's thread writes nothing more, its lease runs out
+        platform.close()
+
+
+def _platform_of(settings):
+    from .runtime import Platform
+
+    try:
+        return Platform(settings)
+    except (ConfigError, KeyError) as exc:
+        err.print(f"[red]config error:[/red] {exc}")
+        raise typer.Exit(2) from None
 
 
 def refuse_wrong_credentials(store) -> None:

@@ -11,9 +11,11 @@ import secrets
 import time
 from http.cookies import SimpleCookie
 
+import anyio
 from fastapi import HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 from limits import parse_many
+from limits.errors import StorageError
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from starlette.datastructures import MutableHeaders
@@ -112,6 +114,11 @@ class VisitorCookies:
 _SEARCH = re.compile(r"^/api/demos/[^/]+/search$")
 _UPLOAD = re.compile(r"^/api/demos/[^/]+/(items|jobs)$")
 _UNLIMITED = ("/healthz", "/readyz", "/metrics", "/static/")
+# What a 503 asks the client to wait (Milvus, Redis or S3 away).
+RETRY_AFTER_SECONDS = 5
+# The limit counts in Redis are read in a thread at every request: a Redis
+# that is away must answer within a second, never hold a thread for long.
+_REDIS_OPTIONS = {"socket_connect_timeout": 1.0, "socket_timeout": 1.0}
 
 
 class RateLimits:
@@ -122,7 +129,12 @@ class RateLimits:
         self.app = app
         self.settings = settings
         config = settings.rate_limits
-        self.limiter = MovingWindowRateLimiter(storage_from_string(config.storage_uri))
+        # wrap_exceptions: a Redis that is away raises StorageError, answered 503.
+        # In Redis the counts are read in a thread, never on the event loop; in
+        # memory they are the loop's own.
+        self.remote = config.storage_uri.startswith(("redis", "rediss"))
+        options = _REDIS_OPTIONS if self.remote else {}
+        self.limiter = MovingWindowRateLimiter(storage_from_string(config.storage_uri, wrap_exceptions=True, **options))
         self.rules = {kind: parse_many(getattr(config, kind)) for kind in ("search", "upload", "api")}
 
     def kind(self, method: str, path: str) -> str | None:
@@ -134,6 +146,11 @@ class RateLimits:
             return "upload"
         return "api"
 
+    def count(self, rule, kind: str, client: str) -> tuple[bool, float | None]:
+        """Count the request; whether it is allowed, and if not when the window resets."""
+        allowed = self.limiter.hit(rule, kind, client)
+        return allowed, None if allowed else self.limiter.get_window_stats(rule, kind, client)[0]
+
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
@@ -144,8 +161,19 @@ class RateLimits:
             return await self.app(scope, receive, send)
         client = (scope.get("client") or ("unknown", 0))[0]
         for rule in self.rules[kind]:
-            if not self.limiter.hit(rule, kind, client):
-                reset, _ = self.limiter.get_window_stats(rule, kind, client)
+            try:
+                if self.remote:
+                    allowed, reset = await anyio.to_thread.run_sync(self.count, rule, kind, client)
+                else:
+                    allowed, reset = self.count(rule, kind, client)
+            except StorageError:
+                response = JSONResponse(
+                    {"detail": "the rate limit counts (Redis) are unreachable; retry in a few seconds"},
+                    status_code=503,
+                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+                )
+                return await response(scope, receive, send)
+            if not allowed:
                 wait = max(1, math.ceil(reset - time.time()))
                 response = JSONResponse(
                     {

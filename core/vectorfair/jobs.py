@@ -92,6 +92,8 @@ class Job:
     step: dict[str, Any] | None = None
     # Whose items the job stores: "public" (shared data) or a visitor.
     tenant: str = PUBLIC_TENANT
+    # The worker process running it (host:pid), with the queue.
+    worker: str = ""
     version: int = 0
 
     @property
@@ -118,6 +120,21 @@ class Job:
         }
 
 
+def job_to_json(job: Job, with_version: bool = True) -> str:
+    """A job record as the job stores keep it: JSON, the source as text."""
+    fields = dataclasses.asdict(job)
+    if not with_version:
+        fields.pop("version")
+    fields["source"] = str(job.source)
+    return json.dumps(fields)
+
+
+def job_from_json(body: str | bytes) -> Job:
+    fields = json.loads(body)
+    known = {f.name for f in dataclasses.fields(Job)}
+    return Job(**{**{k: v for k, v in fields.items() if k in known}, "source": JobSource.parse(fields["source"])})
+
+
 class JobStore:
     """SQLite persistence of job records (one row per job, JSON body)."""
 
@@ -129,20 +146,14 @@ class JobStore:
         self._lock = threading.Lock()
 
     def save(self, job: Job) -> None:
-        fields = {k: v for k, v in dataclasses.asdict(job).items() if k != "version"}
-        fields["source"] = str(job.source)
-        body = json.dumps(fields)
+        body = job_to_json(job, with_version=False)
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?)", (job.id, job.created, body))
 
     def all(self) -> list[Job]:
         with self._lock:
             rows = self._db.execute("SELECT body FROM jobs ORDER BY created").fetchall()
-        return [self._job(json.loads(body)) for (body,) in rows]
-
-    @staticmethod
-    def _job(fields: dict[str, Any]) -> Job:
-        return Job(**{**fields, "source": JobSource.parse(fields["source"])})
+        return [job_from_json(body) for (body,) in rows]
 
     def delete(self, job_id: str) -> None:
         with self._lock:
@@ -151,6 +162,13 @@ class JobStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 # Returns how many items the source holds (None when unknown) and the items.
@@ -177,12 +195,14 @@ class JobRunner:
         self.uploads_dir = uploads_dir
         self.jobs: dict[str, Job] = {job.id: job for job in store.all()}
         self._queue: asyncio.Queue[str] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._worker: asyncio.Task | None = None
         self._cancel: set[str] = set()
 
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> None:
         self._queue = asyncio.Queue()
+        self._loop = asyncio.get_running_loop()
         for job in sorted(self.jobs.values(), key=lambda j: j.created):
             if job.state not in TERMINAL:
                 self._recover(job)
@@ -220,8 +240,11 @@ class JobRunner:
         job = Job(id=uuid.uuid4().hex, demo=demo, source=source, label=label, tenant=tenant)
         self.jobs[job.id] = job
         self._touch(job)
-        assert self._queue is not None, "JobRunner.start() was not called"
-        self._queue.put_nowait(job.id)
+        assert self._queue is not None and self._loop is not None, "JobRunner.start() was not called"
+        if _running_loop() is self._loop:
+            self._queue.put_nowait(job.id)
+        else:  # called from a thread: asyncio.Queue is not thread-safe, and the loop must wake
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, job.id)
         return job
 
     def cancel(self, job_id: str) -> Job | None:
@@ -233,6 +256,19 @@ class JobRunner:
             job.state, job.message = "cancelled", "cancelled before it started"
             self._touch(job)
         return job
+
+    def get(self, job_id: str) -> Job | None:
+        return self.jobs.get(job_id)
+
+    def list(self, demo: str | None = None, tenant: str | None = None, limit: int | None = None) -> list[Job]:
+        """Jobs newest first, of one demo and of one tenant (None: any), at most `limit`."""
+        found = [
+            j for j in self.jobs.values() if (demo is None or j.demo == demo) and (tenant is None or j.tenant == tenant)
+        ]
+        return sorted(found, key=lambda j: -j.created)[:limit]
+
+    def close(self) -> None:
+        self.store.close()
 
     def active(self, demo: str | None = None, tenant: str | None = None) -> list[Job]:
         return [
@@ -306,50 +342,67 @@ class JobRunner:
             if job.id in self._cancel:
                 job.state, job.message = "cancelled", "cancelled; items stored before that are kept"
             else:
-                job.state = "succeeded"
-                job.message = f"stored {job.done - job.duplicates} new item(s), {job.duplicates} already stored, {job.failed} failed"
+                job.state, job.message = "succeeded", succeeded_message(job)
         self._cancel.discard(job.id)
         self._touch(job)
         if job.state == "succeeded" and job.upload_file:
             (self.uploads_dir / job.upload_file).unlink(missing_ok=True)
 
     def _run_blocking(self, job: Job) -> None:
-        job.total, sources = self.open_source(job)
-        self._touch(job)
-        last_save = [0.0]
+        ingest_job(job, self.ingestor_for, self.open_source, self._touch, lambda: job.id in self._cancel)
 
-        def changed() -> None:
-            job.version += 1
-            now = time.monotonic()
-            # Watchers follow `version` in memory; the disk copy only needs to
-            # be close enough to resume from.
-            if now - last_save[0] > 0.5:
-                last_save[0] = now
-                self._touch(job)
 
-        def on_outcome(outcome: Outcome) -> None:
-            if outcome.error:
-                job.failed += 1
-                if len(job.errors) < MAX_ERRORS_KEPT:
-                    job.errors.append({"name": outcome.name, "error": outcome.error})
-            else:
-                job.done += 1
-                job.duplicates += outcome.duplicate
-            changed()
+def ingest_job(
+    job: Job,
+    ingestor_for: Callable[[str, str], Ingestor],
+    open_source: SourceOpener,
+    save: Callable[[Job], None],
+    should_stop: Callable[[], bool],
+    save_every: float = 0.5,
+) -> None:
+    """Run one job's ingestion, counting outcomes into `job` and calling
+    `save(job)` at most every `save_every` seconds (and once the total is known).
+    Shared by the in-process runner and the queue's workers."""
+    job.total, sources = open_source(job)
+    save(job)
+    last_save = [0.0]
 
-        def on_split(extra: int) -> None:
-            if job.total is not None:
-                job.total += extra
+    def changed() -> None:
+        job.version += 1
+        now = time.monotonic()
+        # Watchers in this process follow `version` in memory; the stored
+        # copy only needs to be close enough to resume from and to report.
+        if now - last_save[0] > save_every:
+            last_save[0] = now
+            save(job)
 
-        def on_step(item: str, done: int, total: int | None, unit: str) -> None:
-            job.step = {"item": item, "done": done, "total": total, "unit": unit}
-            changed()
+    def on_outcome(outcome: Outcome) -> None:
+        if outcome.error:
+            job.failed += 1
+            if len(job.errors) < MAX_ERRORS_KEPT:
+                job.errors.append({"name": outcome.name, "error": outcome.error})
+        else:
+            job.done += 1
+            job.duplicates += outcome.duplicate
+        changed()
 
-        self.ingestor_for(job.demo, job.tenant).run(
-            sources,
-            on_outcome=on_outcome,
-            should_stop=lambda: job.id in self._cancel,
-            on_split=on_split,
-            on_step=on_step,
-            catch_up=job.resumed > 0,
-        )
+    def on_split(extra: int) -> None:
+        if job.total is not None:
+            job.total += extra
+
+    def on_step(item: str, done: int, total: int | None, unit: str) -> None:
+        job.step = {"item": item, "done": done, "total": total, "unit": unit}
+        changed()
+
+    ingestor_for(job.demo, job.tenant).run(
+        sources,
+        on_outcome=on_outcome,
+        should_stop=should_stop,
+        on_split=on_split,
+        on_step=on_step,
+        catch_up=job.resumed > 0,
+    )
+
+
+def succeeded_message(job: Job) -> str:
+    return f"stored {job.done - job.duplicates} new item(s), {job.duplicates} already stored, {job.failed} failed"

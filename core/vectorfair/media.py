@@ -174,3 +174,93 @@ def open_media_store(settings) -> MediaStore:
             settings.prefix,
         )
     raise ValueError(f"unknown media backend {settings.backend!r}; use 'local' or 's3'")
+
+
+class KeptUploadsUnavailable(Exception):
+    """The shared store of kept uploads (the media bucket) cannot take one;
+    answered as 503 with Retry-After."""
+
+
+class LocalKeptUploads:
+    """Uploads kept for jobs, by name, in a directory (the embedded default:
+    the process that keeps them runs them)."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _file(self, name: str) -> Path:
+        if not name or "/" in name or "\\" in name or name.startswith("."):
+            raise KeyError(name)
+        return self.root / name
+
+    def keep(self, local: Path) -> None:
+        """`local`, written in the uploads directory, is kept as it is."""
+
+    def path(self, name: str) -> Path | None:
+        try:
+            target = self._file(name)
+        except KeyError:
+            return None
+        return target if target.is_file() else None
+
+    def delete(self, name: str) -> None:
+        try:
+            self._file(name).unlink(missing_ok=True)
+        except KeyError:
+            return
+
+
+class S3KeptUploads(LocalKeptUploads):
+    """Uploads kept for jobs in the media bucket (under `uploads/`), so any
+    worker can run any job. The local directory is each process's copy: the
+    web process writes there first, a worker downloads there to read."""
+
+    def __init__(self, store: S3MediaStore, root: Path, prefix: str = "uploads/"):
+        super().__init__(root)
+        self.client, self.bucket, self.prefix = store.client, store.bucket, prefix
+
+    def keep(self, local: Path) -> None:
+        from boto3.exceptions import S3UploadFailedError
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            # upload_file streams in parts: an archive of gigabytes is never held in memory.
+            self.client.upload_file(str(local), self.bucket, self.prefix + self._file(local.name).name)
+        except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
+            raise KeptUploadsUnavailable(
+                f"the media store (S3) did not take the upload ({type(exc).__name__}); retry in a few seconds"
+            ) from exc
+        local.unlink(missing_ok=True)
+
+    def path(self, name: str) -> Path | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            target = self._file(name)
+        except KeyError:
+            return None
+        if not target.is_file():
+            partial = target.with_name(target.name + ".part")
+            try:
+                self.client.download_file(self.bucket, self.prefix + name, str(partial))
+            except ClientError:
+                partial.unlink(missing_ok=True)
+                return None
+            os.replace(partial, target)
+        return target
+
+    def delete(self, name: str) -> None:
+        try:
+            key = self.prefix + self._file(name).name
+        except KeyError:
+            return
+        self.client.delete_object(Bucket=self.bucket, Key=key)
+        super().delete(name)
+
+
+def open_kept_uploads(media: MediaStore, root: Path) -> LocalKeptUploads:
+    """Kept uploads beside the media: in the bucket when media are in S3."""
+    if isinstance(media, S3MediaStore):
+        return S3KeptUploads(media, root)
+    return LocalKeptUploads(root)

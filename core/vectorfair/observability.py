@@ -19,6 +19,7 @@ from prometheus_client.core import GaugeMetricFamily
 from starlette.responses import Response
 
 from .jobs import TERMINAL
+from .queue import QueueUnavailable
 
 access_log = logging.getLogger("vectorfair.access")
 
@@ -113,7 +114,11 @@ class _JobCollector:
         states: dict[tuple[str, str], int] = {}
         progress: dict[tuple[str, str], int] = {}
         expected: dict[str, int] = {}
-        for job in self.platform.list_jobs():
+        try:
+            found = self.platform.list_jobs()
+        except QueueUnavailable:  # Redis is away: no job gauges this scrape
+            found = []
+        for job in found:
             states[job.demo, job.state] = states.get((job.demo, job.state), 0) + 1
             if job.state in TERMINAL:
                 continue

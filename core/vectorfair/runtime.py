@@ -24,7 +24,7 @@ from .demo import Demo, Hit, SampleUnavailable, Upload
 from .expr import all_of
 from .ingest import Ingestor, Source
 from .jobs import Job, JobFailed, JobRunner, JobSource, JobStore
-from .media import open_media_store
+from .media import LocalKeptUploads, open_kept_uploads, open_media_store
 from .plugins import Discovery, configure_demos, discover
 from .schema import MissingCapability, StoredVector
 from .settings import Settings, load_settings
@@ -79,13 +79,27 @@ class Platform:
         self.search_batchers: dict[str, Batcher] = {}
         self._configure_encoders()
         self._configure_searches()
-        self.jobs = JobRunner(
-            JobStore(self.data_dir / "jobs.sqlite3"),
-            self.ingestor,
-            self.open_job_source,
-            self.uploads_dir,
-            require_demo=self.require,
-        )
+        if self.settings.queue.redis_url:
+            # The scale-out tier: jobs on a Redis queue, run by `vectorfair worker`.
+            from .queue import QueuedJobs, RedisClaims
+
+            self.kept_uploads = open_kept_uploads(self.media, self.uploads_dir)
+            self.jobs = QueuedJobs(self.settings.queue, self.kept_uploads)
+            self.tenancy.claims = RedisClaims(self.jobs.client, self.settings.queue.namespace)
+        else:
+            self.kept_uploads = LocalKeptUploads(self.uploads_dir)
+            self.jobs = JobRunner(
+                JobStore(self.data_dir / "jobs.sqlite3"),
+                self.ingestor,
+                self.open_job_source,
+                self.uploads_dir,
+                require_demo=self.require,
+            )
+
+    @property
+    def queued(self) -> bool:
+        """Jobs go through the Redis queue to `vectorfair worker` processes."""
+        return bool(self.settings.queue.redis_url)
 
     @property
     def hook(self):
@@ -272,16 +286,11 @@ class Platform:
     # -- jobs ----------------------------------------------------------------------
     def job(self, job_id: str) -> Job | None:
         """The job with this id, or None."""
-        return self.jobs.jobs.get(job_id)
+        return self.jobs.get(job_id)
 
     def list_jobs(self, demo: str | None = None, tenant: str | None = None, limit: int | None = None) -> list[Job]:
         """Jobs newest first, of one demo and of one tenant (None: any), at most `limit`."""
-        found = [
-            j
-            for j in self.jobs.jobs.values()
-            if (demo is None or j.demo == demo) and (tenant is None or j.tenant == tenant)
-        ]
-        return sorted(found, key=lambda j: -j.created)[:limit]
+        return self.jobs.list(demo, tenant, limit)
 
     def active_jobs(self, demo: str | None = None, tenant: str | None = None) -> list[Job]:
         """Queued and running jobs, of one demo and of one tenant (None: any)."""
@@ -318,7 +327,9 @@ class Platform:
             if not items:
                 raise JobFailed(f"the sample set of {demo.title} is empty: its sample_items() found nothing to load")
             return len(items), items
-        kept = self.uploads_dir / (source.file or "")
+        kept = self.kept_uploads.path(source.file or "")
+        if kept is None:
+            raise JobFailed("its upload is gone; submit it again")
         if source.kind == "file":
             # One long file (a video, a recording); the job's label is its name.
             return 1, [Upload(job.label or "upload", kept.read_bytes())]
@@ -347,7 +358,7 @@ class Platform:
         for batcher in [*self.batchers.values(), *self.search_batchers.values()]:
             batcher.close()
         self.store.disconnect()
-        self.jobs.store.close()
+        self.jobs.close()
 
 
 class Nearest:

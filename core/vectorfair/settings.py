@@ -66,6 +66,30 @@ class JobSettings(_Section):
     batch_size: int = 32
 
 
+class QueueSettings(_Section):
+    # Empty (the embedded default): jobs run in the web process, records in
+    # SQLite. "redis://host:6379/0": jobs go through a durable queue in Redis
+    # and run in `vectorfair worker` processes; job records, progress, quota
+    # claims and rate limits are shared by every process (needs
+    # `pip install 'vectorfair[queue]'`).
+    redis_url: str = ""
+    # Prefix of every key this deployment keeps in Redis.
+    namespace: str = "vectorfair"
+    # Jobs one worker process runs at once.
+    worker_threads: int = Field(1, ge=1, le=64)
+    # A worker silent this long is taken for dead: its job goes back on the
+    # queue and another worker resumes it.
+    heartbeat_timeout_s: float = Field(30.0, ge=1)
+    # Attempts after a job failed unexpectedly (Milvus lost mid-job, say),
+    # the first after `retry_backoff_s`, then doubling.
+    max_retries: int = Field(3, ge=0, le=100)
+    retry_backoff_s: float = Field(5.0, gt=0)
+    # On SIGTERM a worker waits this long for its job to end before leaving it to another worker.
+    stop_timeout_s: float = Field(30.0, ge=0)
+    # How long a worker keeps trying to write a job's end while Redis is away.
+    final_save_timeout_s: float = Field(600.0, ge=0)
+
+
 class EncoderSettings(_Section):
     # Gather concurrent queries of a demo into one model call.
     batching: bool = True
@@ -145,8 +169,9 @@ class RateLimitSettings(_Section):
     upload: str = "20/minute"
     api: str = "600/minute"
     # "memory://" counts per process; "redis://host:6379" shares the counts
-    # between processes (needs the redis client installed).
-    storage_uri: str = "memory://"
+    # between processes (needs the redis client installed). Empty: the
+    # queue's Redis when [queue] redis_url is set, else "memory://".
+    storage_uri: str = ""
 
 
 class HttpSettings(_Section):
@@ -184,6 +209,7 @@ class Settings(BaseSettings):
     media: MediaSettings = Field(default_factory=MediaSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
+    queue: QueueSettings = Field(default_factory=QueueSettings)
     encoders: EncoderSettings = Field(default_factory=EncoderSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
@@ -203,6 +229,8 @@ class Settings(BaseSettings):
             self.milvus.uri = str(Path(self.data_dir) / "milvus.db")
         if self.media.path is None:
             self.media.path = Path(self.data_dir) / "media"
+        if not self.rate_limits.storage_uri:
+            self.rate_limits.storage_uri = self.queue.redis_url or "memory://"
         return self
 
     @property

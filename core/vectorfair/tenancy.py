@@ -84,6 +84,8 @@ class Tenancy:
         # they have taken is not in Milvus yet but counts as used.
         self.claims_lock = threading.Lock()
         self.open_quotas: dict[str, set[Quota]] = {}
+        # With the queue: the claims of every process, in Redis (queue.RedisClaims).
+        self.claims = None
 
     @property
     def separate(self) -> bool:

@@ -24,6 +24,7 @@ from .. import __version__
 from ..demo import Demo
 from ..guard import API_KEY_HEADER, RateLimits, ResponseHeaders, VisitorCookies
 from ..observability import Metrics, RequestMetrics
+from ..queue import QueueUnavailable
 from ..runtime import Platform
 from ..settings import Settings
 from ..store import StoreUnavailable
@@ -185,7 +186,14 @@ async def _expire_visitor_data(platform: Platform) -> None:
     while True:
         await asyncio.sleep(platform.settings.visitors.cleanup_interval_s)
         try:
-            platform.jobs.prune(time.time() - platform.settings.visitors.expire_after_s)
+            before = time.time() - platform.settings.visitors.expire_after_s
+            try:
+                if platform.queued:  # Redis: off the event loop
+                    await anyio.to_thread.run_sync(platform.jobs.prune, before)
+                else:
+                    platform.jobs.prune(before)
+            except QueueUnavailable:
+                pass  # Redis is away; the next round prunes
             # Off the event loop: reaching a Milvus that is away may take its timeout.
             if await anyio.to_thread.run_sync(platform.prepare):
                 await anyio.to_thread.run_sync(platform.tenancy.expire)

@@ -10,7 +10,7 @@ from ..demo import Demo
 from ..guard import require_admin, tenant_of
 from ..jobs import JobSource
 from ..runtime import Platform
-from .jobs import job_created
+from .jobs import job_created, on_platform
 from .schemas import ADMIN_ERRORS, ERRORS, FieldStats, JobCreated, Stats, VectorStats
 
 
@@ -46,7 +46,8 @@ def add_admin_routes(router: APIRouter, platform: Platform, demo: Demo) -> None:
     async def reload():
         """Starts from a clean collection holding the sample data only; follow the job like any other."""
         await anyio.to_thread.run_sync(platform.drop_and_recreate, name)
-        return job_created(platform.submit_job(name, JobSource("sample"), label="sample data (reload)"))
+        job = await on_platform(platform, platform.submit_job, name, JobSource("sample"), "sample data (reload)")
+        return job_created(job)
 
 
 def collection_stats(platform: Platform, demo: Demo, tenant: str) -> Stats:

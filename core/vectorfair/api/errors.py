@@ -11,16 +11,26 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from ..guard import RETRY_AFTER_SECONDS
+from ..media import KeptUploadsUnavailable
+from ..queue import QueueUnavailable
 from ..runtime import DemoBusy, DemoNotReady
 from ..store import StoreUnavailable
 
 log = logging.getLogger("vectorfair.api")
-RETRY_AFTER_SECONDS = 5
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StoreUnavailable)
     async def store_unavailable(request: Request, exc: StoreUnavailable):
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+    @app.exception_handler(QueueUnavailable)
+    async def queue_unavailable(request: Request, exc: QueueUnavailable):
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+    @app.exception_handler(KeptUploadsUnavailable)
+    async def kept_uploads_unavailable(request: Request, exc: KeptUploadsUnavailable):
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
     @app.exception_handler(DemoNotReady)

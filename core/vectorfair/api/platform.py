@@ -58,7 +58,11 @@ def platform_router(platform: Platform) -> APIRouter:
         )
         async def metrics(request: Request):
             """Prometheus metrics: requests, latencies, encoder batch sizes, jobs."""
-            return request.app.state.metrics.response()
+            metrics = request.app.state.metrics
+            # The job gauges read Redis with the queue: off the event loop then.
+            if platform.queued:
+                return await anyio.to_thread.run_sync(metrics.response)
+            return metrics.response()
 
     return router
 
