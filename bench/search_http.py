@@ -50,49 +50,30 @@ async def run_load(base: str, name: str, requests: list[dict], total: int, concu
     return {"concurrency": concurrency, "qps": round(total / wall, 1), **stats_ms(latencies), "errors": errors}
 
 
-def in_process_qps(name: str, requests: list[dict], batch: int = 32) -> float:
-    """Encode in batches of `batch` and run one Milvus search per query, in
-    this process, on the demo's sample data: what HTTP can at best approach."""
+def in_process_qps(name: str, requests: list[dict], search: bool, batch: int = 32) -> float:
+    """Queries per second in this process, encoded in batches of `batch`:
+    with `search`, each vector also searched once on the demo's sample data
+    (what HTTP can at best approach); without, the model's own rate (the
+    issue's yardstick for HTTP)."""
     with tempfile.TemporaryDirectory() as root:
         config = write_config(
             Path(root), f"[demos.{name}]\nload_sample_on_start = false\n[encoders]\nbatching = false\n", plugins=name
         )
         platform = Platform(load_settings(config))
         try:
-            platform.prepare(force=True)
             demo = platform.demos[name]
-            platform.ingestor(name).run(list(demo.sample_items()))
+            if search:
+                platform.prepare(force=True)
+                platform.ingestor(name).run(list(demo.sample_items()))
             payloads = [payload_of(demo, request) for request in requests]
             batch = min(batch, len(payloads))
             demo.encode(payloads[:batch])  # warm
             total, started = 0, time.perf_counter()
             while time.perf_counter() - started < 8 or total < 2 * batch:
                 for first in range(0, len(payloads) - batch + 1, batch):
-                    chunk = payloads[first : first + batch]
-                    # Parsing counts too: HTTP parses every request.
-                    for vector in demo.encode(chunk):
+                    vectors = demo.encode(payloads[first : first + batch])
+                    for vector in vectors if search else ():
                         platform.store.search(demo, vector, 5)
-                    total += len(chunk)
-            return total / (time.perf_counter() - started)
-        finally:
-            platform.close()
-
-
-def encode_only_qps(name: str, requests: list[dict], batch: int = 32) -> float:
-    """The model's own rate: queries encoded per second in batches of `batch`,
-    in this process, nothing else (the issue's yardstick for HTTP)."""
-    with tempfile.TemporaryDirectory() as root:
-        config = write_config(Path(root), f"[demos.{name}]\nload_sample_on_start = false\n", plugins=name)
-        platform = Platform(load_settings(config))
-        try:
-            demo = platform.demos[name]
-            payloads = [payload_of(demo, request) for request in requests]
-            batch = min(batch, len(payloads))
-            demo.encode(payloads[:batch])  # warm
-            total, started = 0, time.perf_counter()
-            while time.perf_counter() - started < 8 or total < 2 * batch:
-                for first in range(0, len(payloads) - batch + 1, batch):
-                    demo.encode(payloads[first : first + batch])
                     total += batch
             return total / (time.perf_counter() - started)
         finally:
@@ -114,8 +95,8 @@ def main():
                 runs["on" if batching else "off"] = [
                     asyncio.run(run_load(base, name, requests, total if c > 1 else total // 4, c)) for c in CONCURRENCY
                 ]
-        ceiling = in_process_qps(name, requests)
-        encode_only = encode_only_qps(name, requests)
+        ceiling = in_process_qps(name, requests, search=True)
+        encode_only = in_process_qps(name, requests, search=False)
         by_c = {r["concurrency"]: r for r in runs["on"]}
         off_c = {r["concurrency"]: r for r in runs["off"]}
         result[name] = {
