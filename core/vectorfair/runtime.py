@@ -28,7 +28,7 @@ from .media import LocalKeptUploads, open_kept_uploads, open_media_store
 from .plugins import Discovery, configure_demos, discover
 from .schema import MissingCapability, StoredVector
 from .settings import Settings, load_settings
-from .store import SchemaMismatch, Store, StoreUnavailable
+from .store import SchemaMismatch, Store, StoreUnavailable, is_lite_uri
 from .tenancy import PUBLIC_TENANT, Tenancy
 
 log = logging.getLogger("vectorfair")
@@ -123,10 +123,13 @@ class Platform:
             import torch
 
             torch.set_num_threads(encoders.torch_threads)
-        if encoders.blas_threads:
+        blas_threads = encoders.blas_threads
+        if blas_threads is None:
+            blas_threads = 1 if is_lite_uri(self.settings.milvus.uri) else 0
+        if blas_threads:
             from threadpoolctl import threadpool_limits
 
-            threadpool_limits(encoders.blas_threads, user_api="blas")
+            threadpool_limits(blas_threads, user_api="blas")
         if not encoders.batching:
             return
         for name, demo in self.demos.items():
