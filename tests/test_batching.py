@@ -59,6 +59,18 @@ def test_a_lone_call_waits_at_most_max_wait():
     batcher.close()
 
 
+def all_at_once(call, count: int) -> list:
+    """`call(n)` for n in range(count), from `count` threads released together."""
+    barrier = threading.Barrier(count)
+
+    def together(n):
+        barrier.wait()
+        return call(n)
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(together, range(count)))
+
+
 @pytest.mark.parametrize("batching", [True, False])
 def test_concurrent_http_searches_are_batched_when_enabled(tmp_path, batching):
     from vectorfair_fake import CALLS
@@ -78,14 +90,7 @@ def test_concurrent_http_searches_are_batched_when_enabled(tmp_path, batching):
 
         expected = [one(n) for n in range(12)]
         CALLS["encode_batches"].clear()
-        barrier = threading.Barrier(12)
-
-        def together(n):
-            barrier.wait()
-            return one(n)
-
-        with ThreadPoolExecutor(12) as pool:
-            results = list(pool.map(together, range(12)))
+        results = all_at_once(one, 12)
     assert results == expected, "each caller gets the answer to its own query"
     batches = CALLS["encode_batches"]
     assert sum(batches) == 12
@@ -104,10 +109,10 @@ def test_concurrent_searches_share_milvus_calls(tmp_path, monkeypatch, batching)
     calls = []
     search_many = Store.search_many
 
-    def counted(self, demo, vectors, limit, expression="", field=None, output_fields=None):
+    def counted(self, demo, vectors, limit, expression="", field=None):
         calls.append((len(vectors), limit, expression))
         time.sleep(0.03)  # a Milvus call long enough for the others to queue behind it
-        return search_many(self, demo, vectors, limit, expression, field, output_fields)
+        return search_many(self, demo, vectors, limit, expression, field)
 
     config = write_config(
         tmp_path,
@@ -129,14 +134,7 @@ def test_concurrent_searches_share_milvus_calls(tmp_path, monkeypatch, batching)
 
         expected = [one(n) for n in range(18)]
         monkeypatch.setattr(Store, "search_many", counted)
-        barrier = threading.Barrier(18)
-
-        def together(n):
-            barrier.wait()
-            return one(n)
-
-        with ThreadPoolExecutor(18) as pool:
-            results = list(pool.map(together, range(18)))
+        results = all_at_once(one, 18)
     assert results == expected, "each caller gets the answer to its own query"
     assert sum(size for size, _, _ in calls) == 18
     if batching:

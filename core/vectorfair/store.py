@@ -385,17 +385,15 @@ class Store:
         limit: int,
         expression: str = "",
         field: str | None = None,
-        output_fields: Sequence[str] | None = None,
     ) -> list[list[dict[str, Any]]]:
         """`search` for several query vectors in one Milvus call (one scan of
-        the collection on Lite, one round trip on a server); `output_fields`
-        (default: every field) trims what each hit carries."""
+        the collection on Lite, one round trip on a server)."""
         info = self.collection_info(demo)
         stored = info.vector(field)
         name, expression = info.where(stored.name, expression)
         params: dict[str, Any] = {"metric_type": stored.stored.metric, "params": stored.search_params(limit)}
         data = [_milvus_value(to_stored(checked_vector(vector, stored.declared), stored)) for vector in vectors]
-        fields = list(self.output_fields(demo) if output_fields is None else output_fields)
+        fields = list(self.output_fields(demo))
 
         def run(client):
             return client.search(
