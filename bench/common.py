@@ -3,6 +3,7 @@ server with a demo's sample data, and the JSON + markdown report."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import platform
@@ -133,3 +134,28 @@ def report(title: str, result: dict, rows: list[list], header: list[str]) -> Non
     print("|" + "---|" * len(header))
     for row in rows:
         print("| " + " | ".join(str(cell) for cell in row) + " |")
+
+
+async def search_load(base: str, name: str, requests: list[dict], total: int, concurrency: int) -> dict:
+    """`total` searches of demo `name` through HTTP, `concurrency` at a time,
+    cycling through `requests` (httpx keyword arguments); after one to warm up."""
+    latencies: list[float] = []
+    errors = 0
+    counter = iter(range(total))
+
+    async def worker(client: httpx.AsyncClient):
+        nonlocal errors
+        for n in counter:
+            request = requests[n % len(requests)]
+            began = time.perf_counter()
+            response = await client.post(f"/api/demos/{name}/search", **request)
+            latencies.append(time.perf_counter() - began)
+            errors += response.status_code != 200
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, timeout=300, limits=limits) as client:
+        await client.post(f"/api/demos/{name}/search", **requests[0])  # warm
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+    return {"concurrency": concurrency, "qps": round(total / wall, 1), **stats_ms(latencies), "errors": errors}

@@ -14,8 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-from common import image_requests, live_server, payload_of, qa_requests, report, stats_ms
+from common import image_requests, live_server, payload_of, qa_requests, report, search_load
 
 from vectorfair.runtime import Platform
 from vectorfair.settings import load_settings
@@ -25,29 +24,6 @@ CONCURRENCY = (1, 8, 32)
 
 
 REQUESTS = {"qa_chatbot": (qa_requests, 240), "image_search": (lambda: image_requests(size=(320, 240)), 96)}
-
-
-async def run_load(base: str, name: str, requests: list[dict], total: int, concurrency: int) -> dict:
-    latencies: list[float] = []
-    errors = 0
-    counter = iter(range(total))
-
-    async def worker(client: httpx.AsyncClient):
-        nonlocal errors
-        for n in counter:
-            request = requests[n % len(requests)]
-            began = time.perf_counter()
-            response = await client.post(f"/api/demos/{name}/search", **request)
-            latencies.append(time.perf_counter() - began)
-            errors += response.status_code != 200
-
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, timeout=300, limits=limits) as client:
-        await client.post(f"/api/demos/{name}/search", **requests[0])  # warm
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-        wall = time.perf_counter() - started
-    return {"concurrency": concurrency, "qps": round(total / wall, 1), **stats_ms(latencies), "errors": errors}
 
 
 def in_process_qps(name: str, requests: list[dict], search: bool, batch: int = 32) -> float:
@@ -93,7 +69,8 @@ def main():
             body = f"[encoders]\nbatching = {flag}\n[search]\nbatching = {flag}\n"
             with live_server(name, body) as (base, _, _):
                 runs["on" if batching else "off"] = [
-                    asyncio.run(run_load(base, name, requests, total if c > 1 else total // 4, c)) for c in CONCURRENCY
+                    asyncio.run(search_load(base, name, requests, total if c > 1 else total // 4, c))
+                    for c in CONCURRENCY
                 ]
         ceiling = in_process_qps(name, requests, search=True)
         encode_only = in_process_qps(name, requests, search=False)

@@ -24,7 +24,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
-from common import qa_requests, report, stats_ms
+from common import qa_requests, report, search_load
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 from live import free_port, start_app, start_milvus, start_redis, start_worker, wait_for  # noqa: E402
@@ -118,28 +118,6 @@ def ingest(workers: int, torch_threads: int = 0) -> dict:
         }
 
 
-async def search_load(base: str, total: int = SEARCHES, concurrency: int = 8) -> dict:
-    requests = qa_requests()
-    latencies: list[float] = []
-    errors = 0
-    counter = iter(range(total))
-
-    async def one(client: httpx.AsyncClient):
-        nonlocal errors
-        for n in counter:
-            began = time.perf_counter()
-            r = await client.post(f"/api/demos/{DEMO}/search", **requests[n % len(requests)])
-            latencies.append(time.perf_counter() - began)
-            errors += r.status_code != 200
-
-    async with httpx.AsyncClient(base_url=base, timeout=300) as client:
-        await client.post(f"/api/demos/{DEMO}/search", **requests[0])
-        started = time.perf_counter()
-        await asyncio.gather(*(one(client) for _ in range(concurrency)))
-        wall = time.perf_counter() - started
-    return {"qps": round(total / wall, 1), **stats_ms(latencies), "errors": errors}
-
-
 def search_during_job(mode: str) -> dict:
     """`mode`: "embedded" (job in the web process), "worker" (job in a separate
     worker process), "idle" (no job)."""
@@ -153,7 +131,7 @@ def search_during_job(mode: str) -> dict:
         if mode != "idle":
             job = submit(base, BIG_JOB_ITEMS, "big")
             wait_for(lambda: httpx.get(f"{base}/api/jobs/{job}").json()["done"] > 0, 300, what="the big job")
-        result = asyncio.run(search_load(base))
+        result = asyncio.run(search_load(base, DEMO, qa_requests(), SEARCHES, 8))
         if job is not None:
             state = httpx.get(f"{base}/api/jobs/{job}").json()
             assert state["state"] == "running", f"the job ended during the searches: {state['state']}"
