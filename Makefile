@@ -13,7 +13,7 @@ TORCH     := torch==2.13.0
 STAMP     := $(VENV)/.installed
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup run test test-server test-fast lint bench clean chromium redis
+.PHONY: setup run test test-server test-lite3 test-fast lint bench clean chromium redis lite3
 
 setup: $(STAMP)
 
@@ -34,23 +34,39 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) $(wildcard example
 	for f in $(wildcard plugins/*/requirements-nodeps.txt); do $(BIN)/python -m pip install -q --no-deps -r $$f || exit 1; done
 	touch $(STAMP)
 
+# The portable fallback engine, milvus-lite 3 (pure Python; what a platform
+# without a 2.5 wheel, such as Windows, installs), in a folder of its own: the
+# runs that test it put it first on PYTHONPATH, ahead of the default 2.5.
+LITE3 := $(VENV)/lite3
+$(LITE3)/.installed: $(STAMP)
+	$(BIN)/python -m pip install -q --no-deps --target $(LITE3) 'milvus-lite==3.2.2' 'faiss-cpu>=1.7.4' 'pyarrow>=15'
+	touch $@
+lite3: $(LITE3)/.installed
+
 run: setup
 	$(BIN)/vectorfair serve --config $(CONFIG)
 
-# The suites that touch Milvus run again on a real Milvus server (PyPI's
-# `milvus` 2.3.5, started by the tests; see conftest.py).
+# The suites that touch Milvus run again on Milvus Lite 3 and on a real
+# Milvus server (PyPI's `milvus` 2.3.5, started by the tests; see conftest.py).
 SERVER_SUITES ?= tests/test_store.py tests/test_api.py tests/test_conformance.py tests/test_portal.py \
 	tests/test_hostile_uploads.py tests/test_resilience.py tests/test_server_mode.py tests/test_scale_out.py tests/test_server_backend.py \
-	tests/test_vector_shapes.py plugins examples
+	tests/test_vector_shapes.py tests/test_engines.py plugins examples
+# On Lite 3 the same but the scale-out tier (a server's affair: Lite serves
+# one process) and the server-only checks.
+LITE3_SUITES ?= $(filter-out tests/test_scale_out.py tests/test_server_backend.py,$(SERVER_SUITES))
 
 # ruff: lint (pyflakes, pycodestyle, import order, bugbear) and formatting.
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: setup chromium redis lint
+test: setup chromium redis lint lite3
 	$(BIN)/python -m pytest --durations=25
+	PYTHONPATH=$(LITE3) $(BIN)/python -m pytest --durations=15 $(LITE3_SUITES)
 	$(BIN)/python -m pytest --milvus=server --durations=15 $(SERVER_SUITES)
+
+test-lite3: setup redis lite3
+	PYTHONPATH=$(LITE3) $(BIN)/python -m pytest $(LITE3_SUITES)
 
 test-server: setup redis
 	$(BIN)/python -m pytest --milvus=server $(SERVER_SUITES)

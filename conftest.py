@@ -1,7 +1,8 @@
 """Which Milvus the tests run on, for every test directory (core, plugins,
 examples).
 
-`pytest` runs on Milvus Lite (a database file per test). `pytest
+`pytest` runs on Milvus Lite (a database file per test), on the engine
+installed (2.5 by default; `PYTHONPATH=.venv/lite3` puts Lite 3 first). `pytest
 --milvus=server` starts one real Milvus server (PyPI `milvus`, 2.3.5) for the
 session and points every test's config at it, each test with collections of
 its own (`vectorfair.testing.write_config`), dropped when the test ends; with
@@ -31,7 +32,11 @@ def pytest_configure(config):
 
 
 def pytest_report_header(config):
-    return f"milvus backend: {config.getoption('--milvus')}"
+    from importlib.metadata import version
+
+    backend = config.getoption("--milvus")
+    engine = f"milvus-lite {version('milvus-lite')}" if backend == "lite" else "a Milvus server"
+    return f"milvus backend: {backend} ({engine})"
 
 
 def pytest_collection_modifyitems(config, items):
@@ -54,6 +59,20 @@ class Backend:
     @property
     def is_server(self) -> bool:
         return self.kind == "server"
+
+    @property
+    def engine(self) -> str:
+        """ "server", or the installed Milvus Lite engine: "lite-cpp" (2.x) or "lite-python" (3.x)."""
+        from importlib.metadata import version
+
+        if self.is_server:
+            return "server"
+        return "lite-python" if int(version("milvus-lite").split(".")[0]) >= 3 else "lite-cpp"
+
+    @property
+    def stores_binary(self) -> bool:
+        """Whether binary vectors are stored as declared (not as a fallback)."""
+        return self.engine != "lite-python"
 
     def client(self):
         from pymilvus import MilvusClient

@@ -52,10 +52,19 @@ class Process:
 
 
 def start_milvus(data_dir: Path, port: int, log: Path) -> Process:
-    process = Process(
-        [str(BIN / "milvus-lite"), "server", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port)],
-        log=log,
-    )
+    """The installed Milvus Lite engine serving one database over TCP, for
+    several processes: Lite 3's `milvus-lite server`, or Lite 2's own
+    `milvus` binary (what milvus_lite.server.Server starts, given an address)."""
+    import milvus_lite
+
+    if lite_engine_major() >= 3:
+        args = [sys.executable, "-m", "milvus_lite.cmdline", "server", "--data-dir", str(data_dir)]
+        process = Process([*args, "--host", "127.0.0.1", "--port", str(port)], log=log)
+    else:
+        lib = Path(milvus_lite.__file__).parent / "lib"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        args = [str(lib / "milvus"), str(data_dir / "milvus.db"), f"127.0.0.1:{port}", "ERROR"]
+        process = Process(args, env={"LD_LIBRARY_PATH": str(lib), "DYLD_LIBRARY_PATH": str(lib)}, log=log)
 
     def listening():
         with socket.socket() as s:
@@ -63,6 +72,12 @@ def start_milvus(data_dir: Path, port: int, log: Path) -> Process:
 
     wait_for(listening, 60, what="milvus-lite server")
     return process
+
+
+def lite_engine_major() -> int:
+    from importlib.metadata import version
+
+    return int(version("milvus-lite").split(".")[0])
 
 
 def start_app(config: Path, port: int, log: Path, env=None) -> tuple[Process, str]:

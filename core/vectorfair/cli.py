@@ -84,7 +84,7 @@ def serve(
     except (ConfigError, KeyError) as exc:
         err.print(f"[red]config error:[/red] {exc}")
         raise typer.Exit(2) from None
-    refuse_wrong_credentials(web_app.state.platform.store)
+    refuse_unrecoverable_milvus(web_app.state.platform.store)
     uvicorn.run(
         web_app,
         host=host or settings.serve.host,
@@ -127,7 +127,7 @@ def worker(
         settings.serve.log_level = log_level
     logging.config.dictConfig(logging_config(settings.serve.log_format, settings.serve.log_level))
     platform = _platform_of(settings)
-    refuse_wrong_credentials(platform.store)
+    refuse_unrecoverable_milvus(platform.store)
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
@@ -158,16 +158,24 @@ def _platform_of(settings):
         raise typer.Exit(2) from None
 
 
-def refuse_wrong_credentials(store) -> None:
-    """A Milvus server that refuses the token stops start-up with one line
-    naming the cause. A server that is not there yet does not: the app
-    starts, answers 503 and connects when it comes."""
-    from .store import is_lite_uri
+def refuse_unrecoverable_milvus(store) -> None:
+    """A Milvus server that refuses the token, or a Milvus Lite database the
+    installed engine cannot read, stops start-up with one line naming the
+    cause. A server that is not there yet does not: the app starts, answers
+    503 and connects when it comes."""
+    from rich.markup import escape
+
+    from .store import LiteFileOfOtherEngine, check_lite_file, is_lite_uri
 
     if is_lite_uri(store.settings.uri):
+        try:
+            check_lite_file(Path(store.settings.uri))
+        except LiteFileOfOtherEngine as exc:
+            err.print(f"[red]Milvus Lite:[/red] {escape(str(exc))}")
+            raise typer.Exit(2) from None
         return
-    if not store.connect() and store.auth_failed:
-        err.print(f"[red]Milvus:[/red] {store.last_error}")
+    if not store.connect() and store.cannot_recover:
+        err.print(f"[red]Milvus:[/red] {escape(store.last_error or '')}")
         raise typer.Exit(2)
 
 

@@ -144,10 +144,24 @@ def stored_as(declared: VectorField, fallback: VectorField) -> VectorField:
 
 
 # -- backends ---------------------------------------------------------------------
-# Milvus Lite 3.x accepts HNSW and IVF_* but lost rows in filtered searches on
-# them (DESIGN.md, measured Nov 2026); FLAT is exact and fast enough for the
-# data sizes Lite is meant for. A server takes every index Milvus documents.
+# Three engines answer the same client calls and store different things:
+# - Milvus Lite 2.x (2.5.1 is the last): the C++ engine (knowhere) in a child
+#   process. Float vectors on FLAT, IVF_FLAT and AUTOINDEX only ("local mode
+#   only support ..."), binary on BIN_FLAT, float16 and sparse vectors; a
+#   collection with a partition-key field refuses every filter.
+# - Milvus Lite 3.x: a pure-Python rewrite in our own process. No binary or
+#   float16 vectors; it accepts HNSW and IVF_* but lost rows in filtered
+#   searches on them (DESIGN.md, Nov 2026).
+# - A Milvus server: every index Milvus documents.
+# On either Lite engine FLAT is exact and fast enough for the data sizes Lite
+# is meant for, so that is what a demo preferring HNSW gets there.
 LITE_INDEXES = {"float": ("FLAT",), "sparse": ("SPARSE_INVERTED_INDEX",)}
+LITE_CPP_INDEXES = {
+    "float": ("FLAT", "IVF_FLAT", "AUTOINDEX"),
+    "float16": ("FLAT", "IVF_FLAT", "AUTOINDEX"),
+    "binary": ("BIN_FLAT",),
+    "sparse": ("SPARSE_INVERTED_INDEX", "SPARSE_WAND"),
+}
 SERVER_INDEXES = {
     "float": ("HNSW", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "DISKANN", "SCANN", "AUTOINDEX", "FLAT"),
     "float16": ("HNSW", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "DISKANN", "AUTOINDEX", "FLAT"),
@@ -172,7 +186,9 @@ IVF_NPROBE = 16
 
 @dataclasses.dataclass(frozen=True)
 class Backend:
-    """What a Milvus deployment can store: "milvus_lite-3.2.2", "v2.3.5", …"""
+    """What a Milvus deployment can store: "milvus_lite-2.5.1",
+    "milvus_lite-3.2.2", "v2.3.5", … (the version the engine reports; Lite
+    2.x reports none, so the store names it from the milvus-lite package)."""
 
     version: str
     is_lite: bool
@@ -186,19 +202,29 @@ class Backend:
         return self.release is None or self.release >= release
 
     @property
+    def engine(self) -> Literal["lite-cpp", "lite-python", "server"]:
+        """Which of the three engines above answers."""
+        if not self.is_lite:
+            return "server"
+        major = re.search(r"\d+", self.version)
+        return "lite-cpp" if major and int(major.group()) < 3 else "lite-python"
+
+    @property
     def vector_kinds(self) -> tuple[str, ...]:
-        if self.is_lite:
+        if self.engine == "lite-python":
             return ("float", "sparse")
-        # Sparse and float16 vectors came with Milvus 2.4.
-        return ("float", "float16", "binary", "sparse") if self.at_least(2, 4, 0) else ("float", "binary")
+        if self.engine == "lite-cpp" or self.at_least(2, 4, 0):  # sparse and float16 came with Milvus 2.4
+            return ("float", "float16", "binary", "sparse")
+        return ("float", "binary")
 
     def indexes(self, kind: str) -> tuple[str, ...]:
-        return (LITE_INDEXES if self.is_lite else SERVER_INDEXES).get(kind, ())
+        offered = {"lite-python": LITE_INDEXES, "lite-cpp": LITE_CPP_INDEXES, "server": SERVER_INDEXES}[self.engine]
+        return offered.get(kind, ())
 
     def scalar_index(self, kind: str) -> str | None:
         """The scalar index type for a field kind, or None where there is none."""
         if kind == "json" or (kind.endswith("_list") and self.is_lite):
-            return None  # Milvus Lite indexes no ARRAY field; no backend indexes JSON as a whole
+            return None  # neither Lite engine indexes an ARRAY field; no backend indexes JSON as a whole
         if self.is_lite or self.at_least(2, 4, 0):
             return "INVERTED"
         # Before 2.4: sorted lists for numbers, a trie for strings, nothing else.
@@ -212,13 +238,25 @@ class Backend:
         return self.is_lite or self.at_least(2, 4, 0)
 
     @property
-    def upsert_routes_partition_keys(self) -> bool:
-        """Whether an upsert puts a row in its partition key's partition.
-        Milvus servers before 2.3.10 hash the wrong field
-        (milvus-io/milvus#30607): the row lands in another partition and every
-        search filtered by tenant misses it. On those the tenant is a plain
-        field: filters still apply, only partition pruning is lost."""
+    def tenant_partitions(self) -> bool:
+        """Whether the tenant can be a partition key (searches filtered by
+        tenant then read only that tenant's partition). Otherwise it is a
+        plain field: filters still apply, only the pruning is lost.
+        - Lite 2.x refuses every filter on a collection with a partition key
+          ("Invalid expr: ... invalid parameter", even `id in [...]`).
+        - Milvus servers before 2.3.10 hash the wrong field on upsert
+          (milvus-io/milvus#30607): the row lands in another partition and
+          every search filtered by tenant misses it."""
+        if self.engine == "lite-cpp":
+            return False
         return self.is_lite or self.at_least(2, 3, 10)
+
+    @property
+    def serial_calls(self) -> bool:
+        """Whether calls must go one at a time: Lite 3 runs in this process,
+        under our GIL, and is not safe to enter from several threads; Lite 2
+        and servers are other processes that serve concurrent calls."""
+        return self.engine == "lite-python"
 
 
 class MissingCapability(Exception):
@@ -562,7 +600,9 @@ def distance_to_score(distance: float, metric: str, dim: int | None = None) -> f
     """Hits are "higher is better" whatever the metric: COSINE and IP as
     Milvus gives them, 1 - JACCARD distance (Tanimoto for fingerprints), the
     share of equal bits for HAMMING, 1 / (1 + d) for L2."""
-    if metric in ("COSINE", "IP"):
+    if metric == "COSINE":
+        return min(1.0, max(-1.0, distance))  # knowhere's rounding gives 1.0000001 for a vector and itself
+    if metric == "IP":
         return distance
     if metric == "JACCARD":
         return 1.0 - distance

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.metadata
 import logging
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,6 +44,9 @@ from .schema import (
 from .settings import MilvusSettings
 
 log = logging.getLogger("vectorfair.store")
+# milvus-lite 2.5 imports pkg_resources at import; the deprecation is its own
+# affair and says nothing to a user of ours.
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning, module="milvus_lite")
 T = TypeVar("T")
 
 # Consistency level per kind of read (a Milvus server; Lite reads its own
@@ -112,6 +117,62 @@ def is_lite_uri(uri: str) -> bool:
     return not uri.startswith(("http://", "https://", "tcp://", "grpc://", "unix:"))
 
 
+LITE_VERSION_PREFIX = "milvus_lite-"
+# pymilvus pings every 10 s, even with no call under way. Lite 2's gRPC server
+# keeps gRPC's defaults (no pings without data more often than every 5
+# minutes, 2 strikes): an idle client is sent GOAWAY "too_many_pings" and its
+# next calls wait for a new connection. Lite is a local socket or loopback:
+# nothing there needs keepalive pings.
+LITE_GRPC_OPTIONS = {"grpc.keepalive_time_ms": 2**31 - 1, "grpc.keepalive_permit_without_calls": 0}
+
+
+def engine_version(client) -> str:
+    """What the engine says it is. Milvus Lite 2.x does not implement the
+    call (UNIMPLEMENTED, the only engine that lacks it), so it is named from
+    the milvus-lite package that started it."""
+    try:
+        return str(client.get_server_version())
+    except Exception as exc:
+        if _grpc_status(exc) != "UNIMPLEMENTED":
+            raise
+    try:
+        return LITE_VERSION_PREFIX + importlib.metadata.version("milvus-lite")
+    except importlib.metadata.PackageNotFoundError:  # a Lite 2 server started from elsewhere
+        return LITE_VERSION_PREFIX + "2"
+
+
+def _grpc_status(exc: BaseException) -> str | None:
+    code = getattr(exc, "code", None)
+    status = code() if callable(code) else code
+    return getattr(status, "name", None)
+
+
+class LiteFileOfOtherEngine(Exception):
+    """The Milvus Lite database at the configured path was written by the
+    other Lite engine, which cannot read it."""
+
+
+def check_lite_file(path: Path) -> None:
+    """Lite 3 keeps a database as a directory, Lite 2 as one file; each
+    fails to open the other's with "Open local milvus failed" and nothing
+    more. Say which engine wrote it and what to do instead."""
+    if not path.exists():
+        return
+    try:
+        installed = importlib.metadata.version("milvus-lite")
+    except importlib.metadata.PackageNotFoundError:
+        return
+    python_engine = int(installed.split(".")[0]) >= 3
+    if path.is_dir() == python_engine:
+        return
+    writer, needs = ("Milvus Lite 3 (a directory)", "3") if path.is_dir() else ("Milvus Lite 2 (one file)", "2.5")
+    raise LiteFileOfOtherEngine(
+        f"{path} was written by {writer}, and this install runs milvus-lite {installed}, which cannot read it. "
+        f"Either move it aside (or set [milvus] uri to another path; the sample data loads again by itself), "
+        f"or install the engine that wrote it: pip install 'milvus-lite=={needs}.*'"
+    )
+
+
 class Store:
     def __init__(self, settings: MilvusSettings):
         self.settings = settings
@@ -120,8 +181,9 @@ class Store:
         self._schema_lock = threading.RLock()
         self._backend: str | None = None
         self.last_error: str | None = None
-        self.auth_failed = False
+        self.cannot_recover = False
         self.collections: dict[str, CollectionInfo] = {}
+        self._counts = _CountCache(enabled=is_lite_uri(settings.uri))
 
     # -- connection ------------------------------------------------------------
     @property
@@ -130,11 +192,11 @@ class Store:
 
     @property
     def is_lite(self) -> bool:
-        return is_lite_uri(self.settings.uri) or (self._backend or "").startswith("milvus_lite")
+        return is_lite_uri(self.settings.uri) or (self._backend or "").startswith(LITE_VERSION_PREFIX)
 
     @property
     def backend(self) -> str:
-        """What answers: "milvus_lite-3.2.2", "v2.3.5", … ("" before the first connection)."""
+        """What answers: "milvus_lite-2.5.1", "milvus_lite-3.2.2", "v2.3.5", … ("" before the first connection)."""
         return self._backend or ""
 
     @property
@@ -143,32 +205,50 @@ class Store:
         return Backend(self._backend or "", self.is_lite)
 
     def _connect(self):
-        from pymilvus import MilvusClient
-
         uri = self.settings.uri
         if is_lite_uri(uri):
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
-            quiet_lite_grpc_noise()
-        client = MilvusClient(uri=uri, token=self.settings.token, timeout=self.settings.timeout)
-        self._backend = str(client.get_server_version())
+            check_lite_file(Path(uri))
+        quiet_lite_noise()  # also for a Lite engine served over TCP
+        lite = is_lite_uri(uri)
+        client = self._client_for(uri, lite)
+        try:
+            self._backend = engine_version(client)
+            if not lite and Backend(self._backend, True).engine == "lite-cpp":
+                client.close()  # a Lite 2 engine served over TCP: again without keepalive pings
+                client = self._client_for(uri, True)
+        except Exception:
+            client.close()
+            raise
         log.info("connected to Milvus %s at %s", self._backend, uri)
         return client
 
+    def _client_for(self, uri: str, lite: bool):
+        from pymilvus import MilvusClient
+
+        options = {"grpc_options": LITE_GRPC_OPTIONS} if lite else {}
+        return MilvusClient(uri=uri, token=self.settings.token, timeout=self.settings.timeout, **options)
+
     def connect(self) -> bool:
         """Connect if not connected; True when Milvus answers. When Milvus
-        refuses the credentials, `auth_failed` is set: waiting will not help."""
+        refuses the credentials, or the Lite database is the other engine's,
+        `cannot_recover` is set: waiting will not help."""
         with self._lock:
             if self._client is not None:
                 return True
             try:
                 self._client = self._connect()
                 self.last_error = None
-                self.auth_failed = False
+                self.cannot_recover = False
                 return True
             except Exception as exc:
-                self.auth_failed = is_auth_failure(exc)
-                if self.auth_failed:
-                    message = auth_failure_message(self.settings.uri, exc)
+                self.cannot_recover = is_auth_failure(exc) or isinstance(exc, LiteFileOfOtherEngine)
+                if self.cannot_recover:
+                    message = (
+                        str(exc)
+                        if isinstance(exc, LiteFileOfOtherEngine)
+                        else auth_failure_message(self.settings.uri, exc)
+                    )
                     if message != self.last_error:  # once, not at every reconnect attempt
                         log.error("%s", message)
                     self.last_error = message
@@ -205,9 +285,10 @@ class Store:
             if not self.connect():
                 raise StoreUnavailable(self.unavailable_message())
             client = self._client
-        # Embedded Lite is one in-process engine: serialise calls into it. A
-        # server's client is thread-safe and gains from concurrent calls.
-        with self._lock if self.is_lite else contextlib.nullcontext():
+        # Lite 3 runs in this process: calls into it go one at a time. Lite 2
+        # and servers are other processes; their client is thread-safe and
+        # gains from concurrent calls.
+        with self._lock if self.backend_info.serial_calls else contextlib.nullcontext():
             try:
                 return fn(client)
             except Exception:
@@ -218,7 +299,7 @@ class Store:
                 raise StoreUnavailable(self.unavailable_message()) from None
 
     def unavailable_message(self) -> str:
-        if self.auth_failed:
+        if self.cannot_recover:
             return self.last_error or AUTH_FAILURE_PREFIX
         return (
             f"Milvus at {self.settings.uri} is not reachable ({self.last_error}); "
@@ -279,7 +360,7 @@ class Store:
         self, client, demo: Demo, name: str, vectors: list[StoredVector], present: bool
     ) -> list[StoredVector]:
         backend = self.backend_info
-        schema = build_schema(client, demo.fields, vectors, backend.upsert_routes_partition_keys, present)
+        schema = build_schema(client, demo.fields, vectors, backend.tenant_partitions, present)
         if client.has_collection(name):
             described = {vector.name: client.describe_index(name, vector.name) or {} for vector in vectors}
             problems = schema_problems(
@@ -345,8 +426,9 @@ class Store:
                 if collection == info.name and len(info.vectors) > 1:
                     stored[PRESENT_VECTORS] = present
                 batches.setdefault(collection, []).append(stored)
-        for collection, batch in batches.items():
-            self.call(lambda client, collection=collection, batch=batch: client.upsert(collection, batch))
+        with self._counts.writing(demo.name):
+            for collection, batch in batches.items():
+                self.call(lambda client, collection=collection, batch=batch: client.upsert(collection, batch))
 
     @staticmethod
     def _stored_row(demo: Demo, vectors: list[StoredVector], row: dict[str, Any]) -> dict[str, Any]:
@@ -467,12 +549,16 @@ class Store:
         # count(*) rather than num_entities: a server counts deleted rows in
         # num_entities until compaction.
         name = self.collection_name(demo)
-        rows = self.call(
-            lambda client: client.query(
-                name, filter=expression, output_fields=["count(*)"], consistency_level=READ_CONSISTENCY
+
+        def run() -> int:
+            rows = self.call(
+                lambda client: client.query(
+                    name, filter=expression, output_fields=["count(*)"], consistency_level=READ_CONSISTENCY
+                )
             )
-        )
-        return int(rows[0]["count(*)"]) if rows else 0
+            return int(rows[0]["count(*)"]) if rows else 0
+
+        return self._counts.get(demo.name, expression, run)
 
     def delete(self, demo: Demo, expression: str) -> None:
         self._delete(demo, [expression])
@@ -499,14 +585,62 @@ class Store:
                         name, filter=expressions[-1], output_fields=["count(*)"], consistency_level=CATCH_UP_CONSISTENCY
                     )
 
-        self.call(run)
+        with self._counts.writing(demo.name):
+            self.call(run)
 
     def drop(self, demo: Demo) -> None:
         main = self.collection_name(demo)
         names = [main, *(f"{main}__{field.name}" for field in vector_fields(demo)[1:])]
-        with self._schema_lock:
+        with self._schema_lock, self._counts.writing(demo.name):
             self.collections.pop(demo.name, None)
             self.call(lambda client: [client.drop_collection(name) for name in names if client.has_collection(name)])
+
+
+class _CountCache:
+    """Counts of embedded Milvus Lite, kept until this process writes the
+    demo again. Embedded, this process is the database file's only writer, so
+    a kept count stays exact; and Lite 3 materialises every matching row to
+    count it (170 ms for 5,000 of 20,000 rows here, against 0.7 ms on Lite
+    2.5), which made the home page wait on every visit. A server is written
+    by other processes too, and counts fast: nothing is kept there."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str], int] = {}
+        self._writes: dict[str, int] = {}  # per demo: writes begun
+        self._writing: dict[str, int] = {}  # per demo: writes under way
+
+    def get(self, demo: str, expression: str, count: Callable[[], int]) -> int:
+        if not self.enabled:
+            return count()
+        with self._lock:
+            kept = self._counts.get((demo, expression))
+            if kept is not None:
+                return kept
+            # Kept only when no write was under way or began while it counted.
+            writes = None if self._writing.get(demo) else self._writes.get(demo, 0)
+        value = count()
+        with self._lock:
+            if writes is not None and self._writes.get(demo, 0) == writes:
+                self._counts[(demo, expression)] = value
+        return value
+
+    @contextlib.contextmanager
+    def writing(self, demo: str):
+        if not self.enabled:
+            yield
+            return
+        with self._lock:
+            self._writes[demo] = self._writes.get(demo, 0) + 1
+            self._writing[demo] = self._writing.get(demo, 0) + 1
+            for key in [key for key in self._counts if key[0] == demo]:
+                del self._counts[key]
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._writing[demo] -= 1
 
 
 def _milvus_value(value: Any) -> Any:
@@ -569,20 +703,26 @@ def auth_failure_message(uri: str, exc: BaseException) -> str:
 
 
 class _KnownLiteNoise(logging.Filter):
-    """Milvus Lite's in-process gRPC server logs a traceback when pymilvus
-    asks it for a timestamp (a call Lite does not implement; pymilvus then
-    does without). Nothing is wrong, but a plugin author reading the
-    traceback assumes their plugin broke."""
+    """Two tracebacks Milvus Lite causes while nothing is wrong (a plugin
+    author reading them assumes their plugin broke):
+    - Lite 3's in-process gRPC server logs one when pymilvus asks it for a
+      timestamp (a call Lite does not implement; pymilvus then does without);
+    - pymilvus logs one when Lite 2 answers `get_server_version` with
+      UNIMPLEMENTED, which is how the store recognises that engine."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        return not (isinstance(exc, NotImplementedError) and "Method not implemented" in str(exc))
+        if isinstance(exc, NotImplementedError) and "Method not implemented" in str(exc):
+            return False
+        message = record.getMessage() if record.name == "pymilvus.decorators" else ""
+        return not ("[get_server_version]" in message and "UNIMPLEMENTED" in message)
 
 
 _LITE_NOISE = _KnownLiteNoise()
 
 
-def quiet_lite_grpc_noise() -> None:
-    grpc_log = logging.getLogger("grpc._server")
-    if _LITE_NOISE not in grpc_log.filters:
-        grpc_log.addFilter(_LITE_NOISE)
+def quiet_lite_noise() -> None:
+    for name in ("grpc._server", "pymilvus.decorators"):
+        logger = logging.getLogger(name)
+        if _LITE_NOISE not in logger.filters:
+            logger.addFilter(_LITE_NOISE)
