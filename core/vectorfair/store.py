@@ -279,7 +279,7 @@ class Store:
                 self.disconnect()
                 return False
 
-    def call(self, fn: Callable[[Any], T]) -> T:
+    def call(self, fn: Callable[[Any], T], again: bool = True) -> T:
         client = self._client
         if client is None:
             if not self.connect():
@@ -294,7 +294,13 @@ class Store:
             except Exception:
                 # A failed call may be a bad request or a Milvus that went away:
                 # a ping tells them apart.
+                replaced = client is not self._client
                 if self.ping():
+                    if replaced and again:
+                        # Another thread dropped this client (a failed ping)
+                        # under the call: once more on the new one. Every call
+                        # is safe to repeat: rows are upserted by id.
+                        return self.call(fn, again=False)
                     raise
                 raise StoreUnavailable(self.unavailable_message()) from None
 
