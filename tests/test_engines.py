@@ -174,3 +174,29 @@ def test_a_database_of_the_other_lite_engine_is_named_not_retried(tmp_path):
 
     result = CliRunner().invoke(app, ["serve", "--config", str(config)])
     assert result.exit_code == 2 and "was written by Milvus Lite" in result.output
+
+
+def test_a_call_whose_client_was_dropped_under_it_runs_once_more(store_and_demo):
+    """Calls to Lite 2.5 and servers run in parallel: a failed ping in one
+    thread drops the client another call is using. That call is repeated on
+    the new client rather than failing."""
+    store, demo = store_and_demo
+    clients = []
+
+    def dropped_once(client):
+        clients.append(client)
+        if len(clients) == 1:
+            store.disconnect()  # what another thread's failed ping does
+            raise RuntimeError("should create connection first")
+        return client.has_collection(store.collection_name(demo))
+
+    assert store.call(dropped_once) is True
+    assert len(clients) == 2 and clients[0] is not clients[1]
+
+    def bad_request(client):
+        clients.append(client)
+        raise ValueError("a bad request")
+
+    with pytest.raises(ValueError, match="a bad request"):  # a call that fails by itself is not repeated
+        store.call(bad_request)
+    assert len(clients) == 3
