@@ -33,6 +33,16 @@ def qa_requests() -> list[dict]:
     return [{"json": {"query": json.loads(line)["query"], "top_k": 5}} for line in lines]
 
 
+def molecule_requests(n: int, top_k: int = 10) -> list[dict]:
+    """`n` SMILES from RDKit's NCI set (not the demo's sample) as search requests."""
+    import random
+
+    import rdkit
+
+    lines = (Path(rdkit.__file__).parent / "Data/NCI/first_5K.smi").read_text().splitlines()[1:]
+    return [{"json": {"query": line.split()[0], "top_k": top_k}} for line in random.Random(1).sample(lines, n)]
+
+
 def image_requests(size: tuple[int, int] | None = None, quality: int = 75) -> list[dict]:
     """The image samples as JPEG search requests, resized to `size` if given."""
     import io

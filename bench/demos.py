@@ -18,27 +18,17 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
-from common import image_requests, payload_of, qa_requests  # noqa: E402
+from common import image_requests, molecule_requests, payload_of, qa_requests  # noqa: E402
 from live import free_port, start_app, wait_for  # noqa: E402
 
 from vectorfair.plugins import configure_demos, discover  # noqa: E402
 from vectorfair.settings import load_settings  # noqa: E402
 from vectorfair.testing import write_config  # noqa: E402
 
-
-def molecule_queries():
-    import random
-
-    import rdkit
-
-    lines = (Path(rdkit.__file__).parent / "Data/NCI/first_5K.smi").read_text().splitlines()[1:]
-    return [{"json": {"query": line.split()[0], "top_k": 10}} for line in random.Random(1).sample(lines, 30)]
-
-
 QUERIES = {
     "qa_chatbot": qa_requests,
     "image_search": lambda: image_requests(quality=60),
-    "molecule_search": molecule_queries,
+    "molecule_search": lambda: molecule_requests(30),
 }
 
 
