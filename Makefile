@@ -39,7 +39,7 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) $(wildcard example
 # runs that test it put it first on PYTHONPATH, ahead of the default 2.5.
 LITE3 := $(VENV)/lite3
 $(LITE3)/.installed: $(STAMP)
-	$(BIN)/python -m pip install -q --no-deps --target $(LITE3) 'milvus-lite==3.2.2' 'faiss-cpu>=1.7.4' 'pyarrow>=15'
+	$(BIN)/python -m pip install -q --no-deps --upgrade --target $(LITE3) 'milvus-lite==3.2.2' 'faiss-cpu>=1.7.4' 'pyarrow>=15'
 	touch $@
 lite3: $(LITE3)/.installed
 
