@@ -101,10 +101,12 @@ class EncoderSettings(_Section):
     # serialised per demo by the batcher, so this does not multiply.
     torch_threads: int = Field(0, ge=0, le=256)
     # BLAS threads (numpy's OpenBLAS) for the whole process; 0 = one per core.
-    # None (the default): one on Milvus Lite, whose engine runs its numpy in
-    # this process beside torch's threads (QA at concurrency 32: 163 against
-    # 138 q/s), and one per core on a server (molecule search there: 8.7 ms
-    # against 13.6 ms with one thread).
+    # None (the default): one on embedded Milvus Lite, and one per core on a
+    # server (molecule search there: 8.7 ms against 13.6 ms with one thread).
+    # QA at concurrency 32, one thread against one per core: Lite 3, whose
+    # engine runs its numpy in this process beside torch, 163 against 138
+    # q/s; Lite 2.5, a child process, 192 and 187 against 187 and 174 q/s
+    # (two runs each, alternating).
     blas_threads: int | None = Field(None, ge=0, le=256)
 
 
