@@ -75,7 +75,7 @@ test-fast: setup redis
 	$(BIN)/python -m pytest -m "not slow"
 
 # Each script prints JSON, then a markdown table (docs/performance.md).
-BENCHES ?= encoders search_http ingest store startup portal
+BENCHES ?= encoders search_http ingest store startup portal web_layer
 bench: setup
 	cd bench && for b in $(BENCHES); do ../$(BIN)/python $$b.py || exit 1; done
 
