@@ -32,10 +32,10 @@ def pytest_configure(config):
 
 
 def pytest_report_header(config):
-    from importlib.metadata import version
+    from vectorfair.store import installed_lite
 
     backend = config.getoption("--milvus")
-    engine = f"milvus-lite {version('milvus-lite')}" if backend == "lite" else "a Milvus server"
+    engine = f"milvus-lite {installed_lite()}" if backend == "lite" else "a Milvus server"
     return f"milvus backend: {backend} ({engine})"
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from vectorfair.schema import Backend
 from vectorfair.testing import free_port  # noqa: F401 - the tests and benches import it from here
 
 FIXTURES = Path(__file__).parent / "plugin_fixtures"
@@ -57,7 +58,9 @@ def start_milvus(data_dir: Path, port: int, log: Path) -> Process:
     `milvus` binary (what milvus_lite.server.Server starts, given an address)."""
     import milvus_lite
 
-    if lite_engine_major() >= 3:
+    from vectorfair.store import LITE_VERSION_PREFIX, installed_lite
+
+    if Backend(LITE_VERSION_PREFIX + installed_lite(), True).engine == "lite-python":
         args = [sys.executable, "-m", "milvus_lite.cmdline", "server", "--data-dir", str(data_dir)]
         process = Process([*args, "--host", "127.0.0.1", "--port", str(port)], log=log)
     else:
@@ -72,12 +75,6 @@ def start_milvus(data_dir: Path, port: int, log: Path) -> Process:
 
     wait_for(listening, 60, what="milvus-lite server")
     return process
-
-
-def lite_engine_major() -> int:
-    from importlib.metadata import version
-
-    return int(version("milvus-lite").split(".")[0])
 
 
 def start_app(config: Path, port: int, log: Path, env=None) -> tuple[Process, str]:

@@ -21,7 +21,6 @@ from vectorfair.store import LiteFileOfOtherEngine, Store, check_lite_file
 from .conftest import write_config
 
 LITE_VERSION = importlib.metadata.version("milvus-lite")
-LITE_CPP = int(LITE_VERSION.split(".")[0]) < 3
 
 LITE_25 = Backend("milvus_lite-2.5.1", is_lite=True)
 LITE_3 = Backend("milvus_lite-3.2.2", is_lite=True)
@@ -103,7 +102,7 @@ def test_the_engine_that_answers_is_named(store_and_demo, milvus_backend):
     else:
         # Lite 2 does not implement get_server_version: named from its package.
         assert store.backend == f"milvus_lite-{LITE_VERSION}"
-        assert store.backend_info.engine == ("lite-cpp" if LITE_CPP else "lite-python")
+        assert store.backend_info.engine == milvus_backend.engine
 
 
 def test_items_and_tenants_are_counted_and_filtered_on_every_engine(store_and_demo):
@@ -153,11 +152,11 @@ def test_counts_stay_exact_through_writes_at_the_same_moment(store_and_demo):
 
 
 @pytest.mark.lite_only  # a Lite database file
-def test_a_database_of_the_other_lite_engine_is_named_not_retried(tmp_path):
+def test_a_database_of_the_other_lite_engine_is_named_not_retried(tmp_path, milvus_backend):
     """Lite 3 keeps a database as a directory, Lite 2 as one file, and each
     fails on the other's with a bare "Open local milvus failed"."""
     other = tmp_path / "milvus.db"
-    if LITE_CPP:
+    if milvus_backend.engine == "lite-cpp":
         (other / "collections").mkdir(parents=True)
     else:
         other.write_bytes(b"SQLite format 3\0")

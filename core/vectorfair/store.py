@@ -135,10 +135,7 @@ def engine_version(client) -> str:
     except Exception as exc:
         if _grpc_status(exc) != "UNIMPLEMENTED":
             raise
-    try:
-        return LITE_VERSION_PREFIX + importlib.metadata.version("milvus-lite")
-    except importlib.metadata.PackageNotFoundError:  # a Lite 2 server started from elsewhere
-        return LITE_VERSION_PREFIX + "2"
+    return LITE_VERSION_PREFIX + (installed_lite() or "2")  # "2": a Lite 2 server started from elsewhere
 
 
 def _grpc_status(exc: BaseException) -> str | None:
@@ -152,18 +149,23 @@ class LiteFileOfOtherEngine(Exception):
     other Lite engine, which cannot read it."""
 
 
+def installed_lite() -> str | None:
+    """The version of the milvus-lite package installed here, if any: 2.x is
+    the C++ engine, 3.x the pure-Python one."""
+    try:
+        return importlib.metadata.version("milvus-lite")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def check_lite_file(path: Path) -> None:
     """Lite 3 keeps a database as a directory, Lite 2 as one file; each
     fails to open the other's with "Open local milvus failed" and nothing
     more. Say which engine wrote it and what to do instead."""
-    if not path.exists():
+    installed = installed_lite()
+    if installed is None or not path.exists():
         return
-    try:
-        installed = importlib.metadata.version("milvus-lite")
-    except importlib.metadata.PackageNotFoundError:
-        return
-    python_engine = int(installed.split(".")[0]) >= 3
-    if path.is_dir() == python_engine:
+    if path.is_dir() == (Backend(LITE_VERSION_PREFIX + installed, True).engine == "lite-python"):
         return
     writer, needs = ("Milvus Lite 3 (a directory)", "3") if path.is_dir() else ("Milvus Lite 2 (one file)", "2.5")
     raise LiteFileOfOtherEngine(
