@@ -158,7 +158,11 @@ def test_a_vector_kind_the_backend_lacks_needs_a_fallback(tmp_path, milvus_backe
 
     class NoFallback(Notes):
         name = "nofallback"
-        vectors = (VectorField("fp", "binary", 16, "JACCARD") if missing == "binary" else VectorField("fp", "sparse"),)
+        vectors = (
+            VectorField("fp", "binary", 16, "JACCARD")
+            if missing == "binary"
+            else VectorField("fp", "sparse", metric="IP"),
+        )
 
         def encode(self, payloads):
             if missing == "sparse":
