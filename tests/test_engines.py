@@ -5,7 +5,6 @@ Runs on whichever engine the session has: the installed Milvus Lite (2.5 by
 default, 3.x where `PYTHONPATH` puts it first, as `make test` does for the
 portable fallback) or the real server (`--milvus=server`)."""
 
-import importlib.metadata
 import re
 import threading
 
@@ -16,11 +15,11 @@ from typer.testing import CliRunner
 from vectorfair.plugins import configure_demos, discover
 from vectorfair.schema import Backend, VectorField, resolve
 from vectorfair.settings import load_settings
-from vectorfair.store import LiteFileOfOtherEngine, Store, check_lite_file
+from vectorfair.store import LiteFileOfOtherEngine, Store, check_lite_file, installed_lite
 
 from .conftest import write_config
 
-LITE_VERSION = importlib.metadata.version("milvus-lite")
+LITE_VERSION = installed_lite()
 
 LITE_25 = Backend("milvus_lite-2.5.1", is_lite=True)
 LITE_3 = Backend("milvus_lite-3.2.2", is_lite=True)

@@ -208,11 +208,11 @@ class Store:
 
     def _connect(self):
         uri = self.settings.uri
-        if is_lite_uri(uri):
+        lite = is_lite_uri(uri)
+        if lite:
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
             check_lite_file(Path(uri))
         quiet_lite_noise()  # also for a Lite engine served over TCP
-        lite = is_lite_uri(uri)
         client = self._client_for(uri, lite)
         try:
             self._backend = engine_version(client)
